@@ -1,0 +1,104 @@
+"""The backend layer: the only place in minidl that knows about CuPy.
+
+A device is the string "cpu" (NumPy arrays) or "gpu" (CuPy arrays).  Everything
+else asks this module for the array module of an array (``get_array_module``)
+and moves arrays with ``to_device``; nothing else imports CuPy.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+DEVICES = ("cpu", "gpu")
+
+_cupy = None          # the cupy module once loaded and a GPU was found
+_cupy_problem = None  # why "gpu" is unavailable, as a sentence
+
+
+def _load_cupy():
+    """Import CuPy once; remember why it failed so the error can say so."""
+    global _cupy, _cupy_problem
+    if _cupy is not None or _cupy_problem is not None:
+        return _cupy
+    try:
+        import cupy  # noqa: PLC0415 - the one import of CuPy in the project
+    except Exception as exc:  # ImportError, or a broken CUDA install
+        _cupy_problem = (f"CuPy is not installed or failed to import ({exc.__class__.__name__}: {exc}); "
+                         "install the GPU extra: pip install -e '.[gpu]'")
+        return None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        count, detail = 0, f" ({exc.__class__.__name__}: {exc})"
+    else:
+        detail = ""
+    if count < 1:
+        _cupy_problem = f"CuPy is installed but no CUDA GPU was found{detail}"
+        return None
+    _cupy = cupy
+    return _cupy
+
+
+def gpu_available() -> bool:
+    """True when CuPy imports and at least one CUDA GPU is visible."""
+    return _load_cupy() is not None
+
+
+def cupy_module():
+    """The cupy module; raises RuntimeError saying why when it cannot be used."""
+    cp = _load_cupy()
+    if cp is None:
+        raise RuntimeError(f"device 'gpu' is not available: {_cupy_problem}")
+    return cp
+
+
+def check_device(device) -> str:
+    """Normalise a device name ("cpu", "gpu", "cuda" as an alias) and check it is usable."""
+    name = str(device).lower()
+    if name in ("cuda", "cuda:0", "gpu:0"):
+        name = "gpu"
+    if name not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; expected one of {DEVICES}")
+    if name == "gpu":
+        cupy_module()
+    return name
+
+
+def is_gpu_array(array) -> bool:
+    return _cupy is not None and isinstance(array, _cupy.ndarray)
+
+
+def get_array_module(*arrays):
+    """numpy, or cupy when any of the arrays lives on the GPU (as cupy.get_array_module)."""
+    if _cupy is not None:
+        for a in arrays:
+            if isinstance(a, _cupy.ndarray):
+                return _cupy
+    return np
+
+
+def device_of(array) -> str:
+    return "gpu" if is_gpu_array(array) else "cpu"
+
+
+def to_device(array, device: str):
+    """Copy an array to "cpu" or "gpu"; returns the same array when it is already there."""
+    device = check_device(device)
+    if device == "gpu":
+        return cupy_module().asarray(array)
+    return asnumpy(array)
+
+
+def asnumpy(array):
+    """A host NumPy array for a NumPy or CuPy array (no copy for NumPy arrays)."""
+    if is_gpu_array(array):
+        return array.get()
+    return np.asarray(array)
+
+
+def scatter_add(target, index, values):
+    """target[index] += values, with repeated indices accumulated (np.add.at)."""
+    if is_gpu_array(target):
+        import cupyx  # noqa: PLC0415 - ships with CuPy
+        cupyx.scatter_add(target, index, values)
+    else:
+        np.add.at(target, index, values)

@@ -1,0 +1,162 @@
+"""Module and Parameter: the containers that layers and models are built from (as torch.nn)."""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from .. import backend
+from ..tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module registers as a learnable parameter (requires_grad=True)."""
+
+    def __init__(self, data, requires_grad: bool = True):
+        if isinstance(data, Tensor):
+            data = data.data
+        super().__init__(data, requires_grad=requires_grad)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class Module:
+    """Base class of layers and models.
+
+    Assigning a Parameter or a Module as an attribute registers it, in order;
+    ``register_buffer`` registers non-learnable state (BatchNorm's running stats).
+    Names follow PyTorch's dotted convention ("features.0.weight").
+    """
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
+        for registry in (self._parameters, self._buffers, self._modules):
+            registry.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        elif name in self.__dict__.get("_buffer_names", ()):
+            self._buffers[name] = value
+        object.__setattr__(self, name, value)
+
+    def register_buffer(self, name: str, array) -> None:
+        """Non-learnable state saved in state_dict and moved by to(): an array, or None."""
+        self.__dict__.setdefault("_buffer_names", set()).add(name)
+        setattr(self, name, array)
+
+    # ------------------------------------------------------------- forward
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must define forward")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    # -------------------------------------------------------------- walking
+    def named_modules(self, prefix: str = ""):
+        yield prefix, self
+        for name, module in self._modules.items():
+            yield from module.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self):
+        return (m for _, m in self.named_modules())
+
+    def children(self):
+        return iter(self._modules.values())
+
+    def named_parameters(self, prefix: str = ""):
+        """(dotted name, Parameter) in registration order, each parameter once."""
+        seen = set()
+        for module_name, module in self.named_modules(prefix):
+            for name, p in module._parameters.items():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield (f"{module_name}.{name}" if module_name else name), p
+
+    def parameters(self):
+        return (p for _, p in self.named_parameters())
+
+    def named_buffers(self):
+        for module_name, module in self.named_modules():
+            for name, b in module._buffers.items():
+                if b is not None:
+                    yield (f"{module_name}.{name}" if module_name else name), b
+
+    # ---------------------------------------------------------------- modes
+    def train(self, mode: bool = True):
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = None
+
+    def to(self, device):
+        """Move every parameter and buffer to ``device`` ("cpu" or "gpu") in place; returns self."""
+        device = backend.check_device(device)
+        for m in self.modules():
+            for p in m._parameters.values():
+                p.data = backend.to_device(p.data, device)
+                if p.grad is not None:
+                    p.grad = Tensor(backend.to_device(p.grad.data, device))
+            for name, b in list(m._buffers.items()):
+                if b is not None:
+                    setattr(m, name, backend.to_device(b, device))
+        return self
+
+    # ------------------------------------------------------------ state
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Host NumPy copies of every parameter and buffer, under PyTorch's dotted names."""
+        state = OrderedDict((name, p.numpy()) for name, p in self.named_parameters())
+        for name, b in self.named_buffers():
+            state[name] = np.array(backend.asnumpy(b), copy=True)
+        return state
+
+    def load_state_dict(self, state_dict, strict: bool = True):
+        """Copy arrays (NumPy, CuPy, Tensors or torch tensors' .numpy()) into the parameters and buffers.
+
+        Shapes must match; with strict=True the keys must match exactly, and the
+        error lists the missing and the unexpected ones.
+        """
+        own = OrderedDict(self.named_parameters())
+        own_buffers = OrderedDict(self.named_buffers())
+        expected = list(own) + list(own_buffers)
+        missing = [k for k in expected if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own and k not in own_buffers]
+        if strict and (missing or unexpected):
+            raise KeyError(f"load_state_dict for {type(self).__name__}: missing keys {missing}, "
+                           f"unexpected keys {unexpected}")
+        for name, value in state_dict.items():
+            value = value.data if isinstance(value, Tensor) else value
+            if name in own:
+                target = own[name].data
+            elif name in own_buffers:
+                target = own_buffers[name]
+            else:
+                continue
+            if tuple(value.shape) != tuple(target.shape):
+                raise ValueError(f"load_state_dict for {type(self).__name__}: {name!r} has shape "
+                                 f"{tuple(value.shape)} in the state dict but {tuple(target.shape)} in the model")
+            target[...] = backend.to_device(value, backend.device_of(target)).astype(target.dtype, copy=False)
+        return missing, unexpected
+
+    # ------------------------------------------------------------- printing
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self):
+        lines = [f"  ({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
+        body = ("\n" + "\n".join(lines) + "\n") if lines else ""
+        return f"{type(self).__name__}({self.extra_repr()}{body})"

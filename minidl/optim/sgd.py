@@ -1,0 +1,39 @@
+"""Stochastic gradient descent with momentum and weight decay: PyTorch's rule and the paper's.
+
+PyTorch's rule (torch.optim.SGD):
+    g = grad + wd * w
+    v = g on the first step, else mu * v + (1 - dampening) * g
+    w -= lr * (g + mu * v if nesterov else v)
+The paper's rule (Krizhevsky et al. 2012, section 5), selected with rule="paper":
+    v = mu * v - wd * lr * w - lr * grad;   w += v      (v starts at 0)
+The two agree when dampening=0 and nesterov=False except for where lr enters:
+the paper folds lr into v, so changing lr mid-training changes old momentum less.
+"""
+from __future__ import annotations
+
+from .optimizer import Optimizer
+
+RULES = ("pytorch", "paper")
+
+
+class SGD(Optimizer):
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False, rule: str = "pytorch"):
+        if lr < 0 or momentum < 0 or weight_decay < 0:
+            raise ValueError(f"SGD: lr, momentum and weight_decay must be >= 0 "
+                             f"(got lr={lr}, momentum={momentum}, weight_decay={weight_decay})")
+        if rule not in RULES:
+            raise ValueError(f"SGD: rule must be one of {RULES}, got {rule!r}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: nesterov momentum needs momentum > 0 and dampening = 0")
+        if rule == "paper" and (nesterov or dampening):
+            raise ValueError("SGD: the paper's rule has no nesterov or dampening option")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov, rule=rule))
+
+    def step(self):
+        from ..kernels import sgd as kernel  # noqa: PLC0415 - kernels are optional at import time
+        for group, p, state in self._params_with_grad():
+            kernel.sgd_step(p.data, p.grad.data, state, lr=group["lr"], momentum=group["momentum"],
+                            dampening=group["dampening"], weight_decay=group["weight_decay"],
+                            nesterov=group["nesterov"], rule=group["rule"])

@@ -1,0 +1,196 @@
+"""Tensor: an array, the gradient it receives, and the Function that made it.
+
+``backward()`` walks the graph of Functions in reverse topological order with an
+explicit stack (no recursion, so a chain of thousands of operations works),
+calls each Function's ``backward`` once, sums the gradients of tensors used
+more than once, and accumulates into ``.grad`` of the leaves (tensors made by
+the user with ``requires_grad=True``), across calls, as PyTorch does.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import backend
+
+float32 = np.float32
+float64 = np.float64
+_FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+class Tensor:
+    def __init__(self, data, requires_grad: bool = False):
+        self.data = data              # numpy.ndarray or cupy.ndarray
+        self.grad = None              # Tensor, filled by backward (leaves only)
+        self.grad_fn = None           # the Function that produced this tensor, None for leaves
+        self.requires_grad = bool(requires_grad)
+        if self.requires_grad and self.data.dtype not in _FLOAT_DTYPES:
+            raise TypeError(f"only floating-point tensors can require grad, got dtype {self.data.dtype}")
+
+    # ------------------------------------------------------------------ facts
+    shape = property(lambda self: tuple(self.data.shape))
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+    size = property(lambda self: int(self.data.size))
+    device = property(lambda self: backend.device_of(self.data))
+    is_leaf = property(lambda self: self.grad_fn is None)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        grad = f", grad_fn={self.grad_fn!r}" if self.grad_fn else (", requires_grad=True" if self.requires_grad else "")
+        dev = ", device='gpu'" if self.device == "gpu" else ""
+        return f"tensor({backend.asnumpy(self.data)!r}{dev}{grad})"
+
+    # ------------------------------------------------------------ conversion
+    def numpy(self) -> np.ndarray:
+        """A host NumPy copy of the data."""
+        return np.array(backend.asnumpy(self.data), copy=True)
+
+    def item(self):
+        if self.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return backend.asnumpy(self.data).reshape(()).item()
+
+    def detach(self) -> "Tensor":
+        """The same data, cut from the graph."""
+        return Tensor(self.data, requires_grad=False)
+
+    def to(self, device) -> "Tensor":
+        """A copy on ``device`` ("cpu" or "gpu"); itself when already there. Differentiable."""
+        device = backend.check_device(device)
+        if device == self.device:
+            return self
+        from .ops.basic import ToDevice  # noqa: PLC0415
+        return ToDevice.apply(self, device=device)
+
+    def astype(self, dtype) -> "Tensor":
+        return Tensor(self.data.astype(dtype), requires_grad=False)
+
+    def requires_grad_(self, mode: bool = True) -> "Tensor":
+        self.requires_grad = bool(mode)
+        return self
+
+    def zero_grad(self):
+        self.grad = None
+
+    # --------------------------------------------------------------- backward
+    def backward(self, grad=None, retain_graph: bool = False):
+        """Compute d(self)/d(leaf) for every leaf that requires grad, into leaf.grad.
+
+        ``grad`` is d(loss)/d(self); it may be omitted only when self has one element.
+        Unless ``retain_graph``, each Function drops what it saved once used, so a
+        second backward through the same graph raises (as in PyTorch).
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward() called on a tensor that does not require grad "
+                               "(no input had requires_grad=True, or it was made under no_grad())")
+        xp = backend.get_array_module(self.data)
+        if grad is None:
+            if self.size != 1:
+                raise RuntimeError(f"backward() without a gradient needs a scalar (one-element) tensor, "
+                                   f"got shape {self.shape}; pass grad= of that shape")
+            grad = xp.ones_like(self.data)
+        else:
+            grad = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=self.dtype)
+            if tuple(grad.shape) != self.shape:
+                raise ValueError(f"backward(): grad has shape {tuple(grad.shape)}, tensor has shape {self.shape}")
+
+        grads = {id(self): grad}
+        for node in _topological_order(self):
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            fn = node.grad_fn
+            if fn is None:  # a leaf: accumulate
+                g = g.astype(node.dtype, copy=False)
+                node.grad = Tensor(g if node.grad is None else node.grad.data + g)
+                continue
+            if getattr(fn, "released", False):
+                raise RuntimeError(f"backward through {fn!r} a second time: its saved arrays were freed; "
+                                   "call backward(retain_graph=True) the first time")
+            input_grads = fn.backward(g)
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
+            if len(input_grads) != len(fn.inputs):
+                raise RuntimeError(f"{fn!r}.backward returned {len(input_grads)} gradients "
+                                   f"for {len(fn.inputs)} inputs")
+            for inp, ig in zip(fn.inputs, input_grads):
+                if ig is None or not inp.requires_grad:
+                    continue
+                if tuple(ig.shape) != inp.shape:
+                    raise RuntimeError(f"{fn!r}.backward returned a gradient of shape {tuple(ig.shape)} "
+                                       f"for an input of shape {inp.shape}")
+                key = id(inp)
+                grads[key] = ig if key not in grads else grads[key] + ig
+            if not retain_graph:
+                fn.release()
+
+
+def _topological_order(root: Tensor) -> list:
+    """Tensors reachable from root that require grad, each after every tensor that uses it."""
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        if node.grad_fn is not None:
+            for inp in node.grad_fn.inputs:
+                if inp.requires_grad and id(inp) not in visited:
+                    stack.append((inp, False))
+    order.reverse()  # post-order reversed: outputs first, leaves last
+    return order
+
+
+def tensor(data, requires_grad: bool = False, device="cpu", dtype=None) -> Tensor:
+    """Make a tensor (a copy), as torch.tensor: Python floats become float32, arrays keep their dtype."""
+    device = backend.check_device(device)
+    if isinstance(data, Tensor):
+        data = data.data
+    if not hasattr(data, "dtype"):
+        data = np.asarray(data)
+        if data.dtype.kind == "f":
+            data = data.astype(np.float32)
+    array = backend.to_device(data, device).astype(dtype or data.dtype, copy=True)
+    return Tensor(array, requires_grad=requires_grad)
+
+
+def as_tensor(value, like: Tensor | None = None) -> Tensor:
+    """A Tensor for value without copying: itself if it is one; otherwise a constant on ``like``'s
+    device, with ``like``'s dtype for Python scalars (so ``x * 2`` keeps float64 or float32)."""
+    if isinstance(value, Tensor):
+        return value
+    if like is None:
+        return tensor(value)
+    if np.isscalar(value):
+        return Tensor(backend.get_array_module(like.data).asarray(value, dtype=like.dtype))
+    if not hasattr(value, "dtype"):
+        value = np.asarray(value, dtype=like.dtype if np.asarray(value).dtype.kind == "f" else None)
+    return Tensor(backend.to_device(value, like.device))
+
+
+def zeros(*shape, dtype=np.float32, requires_grad=False, device="cpu") -> Tensor:
+    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    xp = backend.cupy_module() if backend.check_device(device) == "gpu" else np
+    return Tensor(xp.zeros(shape, dtype=dtype), requires_grad=requires_grad)
+
+
+def ones(*shape, dtype=np.float32, requires_grad=False, device="cpu") -> Tensor:
+    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    xp = backend.cupy_module() if backend.check_device(device) == "gpu" else np
+    return Tensor(xp.ones(shape, dtype=dtype), requires_grad=requires_grad)
+
+
+def randn(*shape, dtype=np.float32, requires_grad=False, device="cpu") -> Tensor:
+    """Standard normal samples from minidl's seeded generator (see md.manual_seed)."""
+    from .random import generator  # noqa: PLC0415
+    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    data = generator("init").standard_normal(shape).astype(dtype)
+    return tensor(data, requires_grad=requires_grad, device=device)
+
