@@ -18,6 +18,8 @@ _FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64
 
 
 class Tensor:
+    _hooks = ()  # functions called with this tensor's gradient during backward (register_hook)
+
     def __init__(self, data, requires_grad: bool = False):
         self.data = data              # numpy.ndarray or cupy.ndarray
         self.grad = None              # Tensor, filled by backward (leaves only)
@@ -74,6 +76,15 @@ class Tensor:
     def zero_grad(self):
         self.grad = None
 
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` with this tensor's gradient during backward, once it is complete;
+        a returned Tensor replaces the gradient (as torch.Tensor.register_hook). Returns a handle
+        whose ``remove()`` unregisters it."""
+        if not self.requires_grad:
+            raise RuntimeError("register_hook on a tensor that does not require grad")
+        self._hooks = self._hooks + (hook,)
+        return _HookHandle(self, hook)
+
     # --------------------------------------------------------------- backward
     def backward(self, grad=None, retain_graph: bool = False):
         """Compute d(self)/d(leaf) for every leaf that requires grad, into leaf.grad.
@@ -101,6 +112,10 @@ class Tensor:
             g = grads.pop(id(node), None)
             if g is None:
                 continue
+            for hook in node._hooks:
+                replaced = hook(Tensor(g))
+                if replaced is not None:
+                    g = replaced.data if isinstance(replaced, Tensor) else replaced
             fn = node.grad_fn
             if fn is None:  # a leaf: accumulate
                 g = g.astype(node.dtype, copy=False)
@@ -125,6 +140,14 @@ class Tensor:
                 grads[key] = ig if key not in grads else grads[key] + ig
             if not retain_graph:
                 fn.release()
+
+
+class _HookHandle:
+    def __init__(self, tensor, hook):
+        self.tensor, self.hook = tensor, hook
+
+    def remove(self):
+        self.tensor._hooks = tuple(h for h in self.tensor._hooks if h is not self.hook)
 
 
 def _topological_order(root: Tensor) -> list:

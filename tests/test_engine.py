@@ -184,3 +184,17 @@ def test_to_gpu_and_back_is_differentiable():
     y = (x.to("gpu") * 3).to("cpu").sum()
     y.backward()
     assert x.grad.numpy().tolist() == [3.0, 3.0]
+
+
+def test_tensor_hook_sees_and_can_replace_the_gradient():
+    x = t([1.0, 2.0])
+    h = x * 3
+    seen = []
+    handle = h.register_hook(lambda g: seen.append(g.numpy()) or md.tensor(g.numpy() * 2))
+    (h * h).sum().backward()                      # dL/dh = 2h = [6, 12], doubled by the hook
+    assert seen[0].tolist() == [6.0, 12.0]
+    assert x.grad.numpy().tolist() == [36.0, 72.0]
+    handle.remove()
+    x.grad = None
+    (x * 3 * 1).sum().backward()
+    assert x.grad.numpy().tolist() == [3.0, 3.0]

@@ -128,3 +128,19 @@ def test_module_without_super_init_is_reported():
 
     with pytest.raises(RuntimeError, match="super"):
         Broken()
+
+
+def test_forward_hook_sees_output_and_its_gradient():
+    net = Net()
+    outputs, grads = [], []
+
+    def hook(module, inputs, output):
+        outputs.append(output.shape)
+        output.register_hook(lambda g: grads.append(g.numpy()))
+
+    handle = net.body[0].register_forward_hook(hook)
+    net(md.tensor(np.ones((2, 4)))).sum().backward()
+    assert outputs == [(2, 8)] and grads[0].shape == (2, 8)
+    handle.remove()
+    net(md.tensor(np.ones((2, 4))))
+    assert len(outputs) == 1

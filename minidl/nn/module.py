@@ -21,6 +21,15 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+class _RemovableHandle:
+    def __init__(self, hooks, hook):
+        self.hooks, self.hook = hooks, hook
+
+    def remove(self):
+        if self.hook in self.hooks:
+            self.hooks.remove(self.hook)
+
+
 class Module:
     """Base class of layers and models.
 
@@ -58,7 +67,20 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        output = self.forward(*args, **kwargs)
+        for hook in tuple(self.__dict__.get("_forward_hooks", ())):
+            replaced = hook(self, args, output)
+            if replaced is not None:
+                output = replaced
+        return output
+
+    def register_forward_hook(self, hook):
+        """Call ``hook(module, inputs, output)`` after every forward (as torch's); a returned value
+        replaces the output. To see the output's gradient, call ``output.register_hook`` in it.
+        Returns a handle whose ``remove()`` unregisters the hook."""
+        hooks = self.__dict__.setdefault("_forward_hooks", [])
+        hooks.append(hook)
+        return _RemovableHandle(hooks, hook)
 
     # -------------------------------------------------------------- walking
     def named_modules(self, prefix: str = ""):
