@@ -1,0 +1,400 @@
+"""2-D convolution by im2col + GEMM, and col2im (the adjoint of im2col) for the input gradient.
+
+Layouts
+-------
+x    (N, C, H, W)            input, NCHW
+w    (O, C/groups, kh, kw)   weight, OIHW
+b    (O,)                    optional bias
+y    (N, O, OH, OW)          output, OH = (H + 2 ph - kh) // sh + 1, OW likewise
+
+The column matrix of a chunk of B images is 2-D, (K, B * P) with K = C * kh * kw and
+P = OH * OW, C-contiguous::
+
+    col[(c * kh + i) * kw + j,  n * P + oh * OW + ow] = xpad[n, c, oh * sh + i, ow * sw + j]
+
+where xpad is x with ph zero rows above and below and pw zero columns left and right
+(the padding is never materialised: out-of-range taps are written as 0).  This is the
+layout one GEMM wants: the rows of group g are the contiguous block [g*Kg, (g+1)*Kg)
+with Kg = K / groups, and for each group
+
+    y_g (Og, B*P) = w_g (Og, Kg) @ col_g (Kg, B*P)          (forward)
+    dw_g (Og, Kg) += dy_g (Og, B*P) @ col_g^T (B*P, Kg)      (weight gradient)
+    dcol_g (Kg, B*P) = w_g^T (Kg, Og) @ dy_g (Og, B*P)      (column gradient)
+    dx = col2im(dcol)                                       (input gradient)
+
+with dy_g the rows [g*Og, (g+1)*Og) of dy rearranged to (O, B*P) ("packed").
+col2im sums every column entry back onto the input pixel it was copied from, so it is
+the adjoint (transpose) of im2col: <im2col(x), c> = <x, col2im(c)>.  See docs/kernels/conv.md.
+
+Versions
+--------
+``im2col_reference`` / ``col2im_reference``: plain NumPy (sliding windows; a loop over output
+positions), short and obviously right; the ground truth of the tests.
+``im2col_numba`` / ``col2im_numba``: parallel Numba loops (the CPU default).
+``im2col_cupy`` / ``col2im_cupy``: array-generic code (a loop over the kh*kw kernel taps, each
+one strided slice copy) that runs with CuPy on the GPU and with NumPy in the tests.
+``im2col`` / ``col2im``: dispatchers (cupy version for GPU arrays, numba otherwise).
+
+Workspace
+---------
+``conv2d_forward`` / ``conv2d_backward`` process the batch in chunks of images so that the
+scratch buffers of one chunk (the column matrix, K*B*P elements, plus the packed output /
+output gradient, O*B*P elements) stay under a cap: 256 MiB by default, set with
+``set_workspace_limit(bytes)`` or the environment variable MINIDL_CONV_WORKSPACE_MB.
+A single image is never split, so one image whose buffers exceed the cap is processed alone.
+On the CPU the scratch buffer is kept between calls and reused (first touches of fresh
+memory are slow); ``clear_workspace()`` frees it.  These functions are not thread-safe.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from numba import njit, prange
+
+from .. import backend
+
+
+def _pair(v):
+    return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
+
+
+def output_size(h, w, kernel_size, stride, padding):
+    """(OH, OW) of a convolution (floor mode, as PyTorch)."""
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size), _pair(stride), _pair(padding)
+    return (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+
+
+# ======================================================================= im2col / col2im
+# ---------------------------------------------------------------- reference (NumPy)
+def im2col_reference(x, kernel_size, stride=1, padding=0):
+    """x (B, C, H, W) -> col (C*kh*kw, B*OH*OW), layout in the module docstring."""
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size), _pair(stride), _pair(padding)
+    xpad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    # windows[n, c, oh, ow, i, j] = xpad[n, c, oh*sh + i, ow*sw + j]
+    windows = np.lib.stride_tricks.sliding_window_view(xpad, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+    b, c, oh, ow = windows.shape[:4]
+    return windows.transpose(1, 4, 5, 0, 2, 3).reshape(c * kh * kw, b * oh * ow).copy()
+
+
+def col2im_reference(col, x_shape, kernel_size, stride=1, padding=0):
+    """The adjoint of im2col: col (C*kh*kw, B*OH*OW) -> (B, C, H, W), overlapping taps summed."""
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size), _pair(stride), _pair(padding)
+    b, c, h, w = x_shape
+    oh_n, ow_n = output_size(h, w, (kh, kw), (sh, sw), (ph, pw))
+    col6 = col.reshape(c, kh, kw, b, oh_n, ow_n)
+    xpad = np.zeros((b, c, h + 2 * ph, w + 2 * pw), dtype=col.dtype)
+    for oh in range(oh_n):
+        for ow in range(ow_n):  # the window of output (oh, ow) receives its column
+            xpad[:, :, oh * sh:oh * sh + kh, ow * sw:ow * sw + kw] += col6[:, :, :, :, oh, ow].transpose(3, 0, 1, 2)
+    return xpad[:, :, ph:ph + h, pw:pw + w].copy()
+
+
+# ---------------------------------------------------------------- Numba (CPU)
+@njit(cache=True, inline="always")
+def _valid_range(j, sw, pw, w, ow_n):
+    """The ow in [lo, hi) for which the input column ow*sw + j - pw lies inside [0, w)."""
+    lo = 0
+    if pw - j > 0:
+        lo = (pw - j + sw - 1) // sw
+    hi = 0
+    if w - 1 + pw - j >= 0:
+        hi = (w - 1 + pw - j) // sw + 1
+    if hi > ow_n:
+        hi = ow_n
+    if lo > hi:
+        lo = hi
+    return lo, hi
+
+
+@njit(parallel=True, cache=True)
+def _im2col_nb(x, kh, kw, sh, sw, ph, pw, oh_n, ow_n, col):
+    b_n, c_n, h, w = x.shape
+    p = oh_n * ow_n
+    for r in prange(c_n * kh * kw):  # one row of col per task: contiguous writes of B*P
+        c = r // (kh * kw)
+        i = (r // kw) % kh
+        j = r % kw
+        lo, hi = _valid_range(j, sw, pw, w, ow_n)
+        for n in range(b_n):
+            for oh in range(oh_n):
+                base = n * p + oh * ow_n
+                hh = oh * sh + i - ph
+                if hh < 0 or hh >= h:
+                    for ow in range(ow_n):
+                        col[r, base + ow] = 0.0
+                    continue
+                for ow in range(lo):
+                    col[r, base + ow] = 0.0
+                src = x[n, c, hh]
+                off = j - pw
+                for ow in range(lo, hi):
+                    col[r, base + ow] = src[ow * sw + off]
+                for ow in range(hi, ow_n):
+                    col[r, base + ow] = 0.0
+
+
+@njit(parallel=True, cache=True)
+def _col2im_nb(col, kh, kw, sh, sw, ph, pw, oh_n, ow_n, dx):
+    b_n, c_n, h, w = dx.shape
+    p = oh_n * ow_n
+    for t in prange(b_n * c_n):  # one (image, channel) plane per task: no two tasks write the same pixel
+        n = t // c_n
+        c = t % c_n
+        plane = dx[n, c]
+        plane[:, :] = 0
+        for i in range(kh):
+            for j in range(kw):
+                r = (c * kh + i) * kw + j
+                lo, hi = _valid_range(j, sw, pw, w, ow_n)
+                off = j - pw
+                for oh in range(oh_n):
+                    hh = oh * sh + i - ph
+                    if hh < 0 or hh >= h:
+                        continue
+                    base = n * p + oh * ow_n
+                    dst = plane[hh]
+                    for ow in range(lo, hi):
+                        dst[ow * sw + off] += col[r, base + ow]
+
+
+def _check_numba_dtype(a, name):
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name}: dtype must be float32 or float64, got {a.dtype}")
+
+
+def im2col_numba(x, kernel_size, stride=1, padding=0, out=None):
+    """As im2col_reference; writes into ``out`` ((K, B*P), C-contiguous, x's dtype) when given."""
+    _check_numba_dtype(x, "im2col_numba")
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size), _pair(stride), _pair(padding)
+    b, c, h, w = x.shape
+    oh_n, ow_n = output_size(h, w, (kh, kw), (sh, sw), (ph, pw))
+    if out is None:
+        out = np.empty((c * kh * kw, b * oh_n * ow_n), dtype=x.dtype)
+    _im2col_nb(np.ascontiguousarray(x), kh, kw, sh, sw, ph, pw, oh_n, ow_n, out)
+    return out
+
+
+def col2im_numba(col, x_shape, kernel_size, stride=1, padding=0, out=None):
+    """As col2im_reference; writes (not adds) into ``out`` (x_shape, C-contiguous) when given."""
+    _check_numba_dtype(col, "col2im_numba")
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size), _pair(stride), _pair(padding)
+    b, c, h, w = x_shape
+    oh_n, ow_n = output_size(h, w, (kh, kw), (sh, sw), (ph, pw))
+    if out is None:
+        out = np.empty(tuple(x_shape), dtype=col.dtype)
+    _col2im_nb(np.ascontiguousarray(col), kh, kw, sh, sw, ph, pw, oh_n, ow_n, out)
+    return out
+
+
+# ---------------------------------------------------------------- array-generic (CuPy on GPU)
+def im2col_cupy(x, kernel_size, stride=1, padding=0, out=None):
+    """As im2col_reference, for NumPy or CuPy arrays: one strided slice copy per kernel tap (i, j)."""
+    xp = backend.get_array_module(x)
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size), _pair(stride), _pair(padding)
+    b, c, h, w = x.shape
+    oh_n, ow_n = output_size(h, w, (kh, kw), (sh, sw), (ph, pw))
+    xpad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+    if out is None:
+        out = xp.empty((c * kh * kw, b * oh_n * ow_n), dtype=x.dtype)
+    col6 = out.reshape(c, kh, kw, b, oh_n, ow_n)
+    for i in range(kh):
+        for j in range(kw):  # col6[c, i, j, n, oh, ow] = xpad[n, c, oh*sh + i, ow*sw + j]
+            col6[:, i, j] = xpad[:, :, i:i + sh * (oh_n - 1) + 1:sh, j:j + sw * (ow_n - 1) + 1:sw].transpose(1, 0, 2, 3)
+    return out
+
+
+def col2im_cupy(col, x_shape, kernel_size, stride=1, padding=0, out=None):
+    """As col2im_reference, for NumPy or CuPy arrays: one strided slice add per kernel tap (i, j)."""
+    xp = backend.get_array_module(col)
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size), _pair(stride), _pair(padding)
+    b, c, h, w = x_shape
+    oh_n, ow_n = output_size(h, w, (kh, kw), (sh, sw), (ph, pw))
+    col6 = col.reshape(c, kh, kw, b, oh_n, ow_n)
+    xpad = xp.zeros((b, c, h + 2 * ph, w + 2 * pw), dtype=col.dtype)
+    for i in range(kh):
+        for j in range(kw):  # taps of different (i, j) never alias within one slice, so += is safe
+            xpad[:, :, i:i + sh * (oh_n - 1) + 1:sh, j:j + sw * (ow_n - 1) + 1:sw] += col6[:, i, j].transpose(1, 0, 2, 3)
+    result = xpad[:, :, ph:ph + h, pw:pw + w]
+    if out is None:
+        return xp.ascontiguousarray(result)
+    out[...] = result
+    return out
+
+
+# ---------------------------------------------------------------- dispatchers
+def im2col(x, kernel_size, stride=1, padding=0, out=None):
+    """x (B, C, H, W) -> col (C*kh*kw, B*OH*OW): the cupy version for GPU arrays, numba otherwise."""
+    if backend.is_gpu_array(x):
+        return im2col_cupy(x, kernel_size, stride, padding, out)
+    return im2col_numba(x, kernel_size, stride, padding, out)
+
+
+def col2im(col, x_shape, kernel_size, stride=1, padding=0, out=None):
+    """col (C*kh*kw, B*OH*OW) -> (B, C, H, W), the adjoint of im2col; cupy on GPU, numba otherwise."""
+    if backend.is_gpu_array(col):
+        return col2im_cupy(col, x_shape, kernel_size, stride, padding, out)
+    return col2im_numba(col, x_shape, kernel_size, stride, padding, out)
+
+
+# ======================================================================= packing (NCHW <-> (O, B*P))
+@njit(parallel=True, cache=True)
+def _unpack_nb(ybuf, bias, has_bias, y):
+    """y[n, o, p] = ybuf[o, n*P + p] (+ bias[o]); y is (B, O, P)."""
+    b_n, o_n, p = y.shape
+    for t in prange(b_n * o_n):
+        n = t // o_n
+        o = t % o_n
+        src = ybuf[o, n * p:(n + 1) * p]
+        dst = y[n, o]
+        if has_bias:
+            bo = bias[o]
+            for k in range(p):
+                dst[k] = src[k] + bo
+        else:
+            for k in range(p):
+                dst[k] = src[k]
+
+
+@njit(parallel=True, cache=True)
+def _pack_nb(dy, out):
+    """out[o, n*P + p] = dy[n, o, p]; dy is (B, O, P)."""
+    b_n, o_n, p = dy.shape
+    for t in prange(b_n * o_n):
+        n = t // o_n
+        o = t % o_n
+        out[o, n * p:(n + 1) * p] = dy[n, o]
+
+
+def unpack_output(ybuf, bias, y):
+    """(O, B*P) -> y (B, O, OH, OW) in place, adding bias (O,) or None; numba on CPU, xp on GPU."""
+    b_n, o_n = y.shape[:2]
+    if backend.is_gpu_array(ybuf):
+        y[...] = ybuf.reshape(o_n, b_n, *y.shape[2:]).transpose(1, 0, 2, 3)
+        if bias is not None:
+            y += bias.reshape(1, o_n, 1, 1)
+        return y
+    has_bias = bias is not None
+    _unpack_nb(ybuf, bias if has_bias else ybuf[:, 0], has_bias, y.reshape(b_n, o_n, -1))
+    return y
+
+
+def pack_grad(dy, out):
+    """dy (B, O, OH, OW) -> out (O, B*P); numba on CPU, xp on GPU."""
+    b_n, o_n = dy.shape[:2]
+    if backend.is_gpu_array(dy):
+        out.reshape(o_n, b_n, *dy.shape[2:])[...] = dy.transpose(1, 0, 2, 3)
+        return out
+    _pack_nb(dy.reshape(b_n, o_n, -1), out)
+    return out
+
+
+# ======================================================================= workspace
+_DEFAULT_LIMIT = 256 * 2 ** 20
+try:
+    _workspace_limit = int(float(os.environ.get("MINIDL_CONV_WORKSPACE_MB", "")) * 2 ** 20)
+except ValueError:
+    _workspace_limit = _DEFAULT_LIMIT
+_workspace = {}  # dtype -> flat host array reused between calls
+
+
+def set_workspace_limit(nbytes):
+    """Cap the scratch memory of one convolution call (bytes); None restores the default (256 MiB)."""
+    global _workspace_limit
+    if nbytes is None:
+        nbytes = _DEFAULT_LIMIT
+    nbytes = int(nbytes)
+    if nbytes < 1:
+        raise ValueError(f"set_workspace_limit: the limit must be a positive number of bytes, got {nbytes}")
+    _workspace_limit = nbytes
+    clear_workspace()
+
+
+def get_workspace_limit():
+    return _workspace_limit
+
+
+def clear_workspace():
+    """Free the cached CPU scratch buffer."""
+    _workspace.clear()
+
+
+def _chunk_size(n, per_image_bytes):
+    """Images per chunk: as many as fit under the cap, at least one."""
+    return max(1, min(n, _workspace_limit // max(per_image_bytes, 1)))
+
+
+def _scratch(xp, dtype, size):
+    """A flat scratch array of ``size`` elements: the reused host buffer on CPU, fresh (pooled) on GPU."""
+    if xp is not np:
+        return xp.empty(size, dtype=dtype)
+    dtype = np.dtype(dtype)
+    buf = _workspace.get(dtype)
+    if buf is None or buf.size < size:
+        buf = _workspace[dtype] = np.empty(size, dtype=dtype)
+    return buf[:size]
+
+
+# ======================================================================= convolution
+def _geometry(x_shape, w_shape, stride, padding, groups):
+    n, c, h, w = x_shape
+    o, cg, kh, kw = w_shape
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    oh_n, ow_n = output_size(h, w, (kh, kw), (sh, sw), (ph, pw))
+    return dict(n=n, c=c, o=o, kh=kh, kw=kw, s=(sh, sw), pad=(ph, pw), oh=oh_n, ow=ow_n,
+                k=c * kh * kw, kg=cg * kh * kw, og=o // groups, p=oh_n * ow_n)
+
+
+def conv2d_forward(x, w, b=None, stride=1, padding=0, groups=1):
+    """y (N, O, OH, OW) = conv(x, w) + b, by im2col and one GEMM per chunk of images and per group."""
+    xp = backend.get_array_module(x)
+    x, w = xp.ascontiguousarray(x), xp.ascontiguousarray(w)
+    g = _geometry(x.shape, w.shape, stride, padding, groups)
+    n, o, k, kg, og, p = g["n"], g["o"], g["k"], g["kg"], g["og"], g["p"]
+    ks = (g["kh"], g["kw"])
+    y = xp.empty((n, o, g["oh"], g["ow"]), dtype=x.dtype)
+    wg = w.reshape(groups, og, kg)
+    nb = _chunk_size(n, (k + o) * p * x.itemsize)
+    scratch = _scratch(xp, x.dtype, (k + o) * p * nb)
+    for n0 in range(0, n, nb):
+        bsz = min(nb, n - n0)
+        col = im2col(x[n0:n0 + bsz], ks, g["s"], g["pad"], out=scratch[:k * bsz * p].reshape(k, bsz * p))
+        ybuf = scratch[k * nb * p:k * nb * p + o * bsz * p].reshape(o, bsz * p)
+        for gi in range(groups):
+            xp.matmul(wg[gi], col[gi * kg:(gi + 1) * kg], out=ybuf[gi * og:(gi + 1) * og])
+        unpack_output(ybuf, b, y[n0:n0 + bsz])
+    return y
+
+
+def conv2d_backward(x, w, dy, stride=1, padding=0, groups=1, need_dx=True, need_dw=True, need_db=True):
+    """(dx, dw, db) of y = conv2d_forward(x, w, b, ...) given dy = dL/dy; None for those not needed."""
+    xp = backend.get_array_module(x)
+    x, w, dy = xp.ascontiguousarray(x), xp.ascontiguousarray(w), xp.ascontiguousarray(dy)
+    g = _geometry(x.shape, w.shape, stride, padding, groups)
+    n, o, k, kg, og, p = g["n"], g["o"], g["k"], g["kg"], g["og"], g["p"]
+    ks = (g["kh"], g["kw"])
+    db = dy.sum(axis=(0, 2, 3)) if need_db else None
+    if not (need_dx or need_dw):
+        return None, None, db
+    dx = xp.empty_like(x) if need_dx else None
+    dw = xp.zeros((groups, og, kg), dtype=w.dtype) if need_dw else None
+    wg = w.reshape(groups, og, kg)
+    nb = _chunk_size(n, (k + o) * p * x.itemsize)
+    scratch = _scratch(xp, x.dtype, (k + o) * p * nb)
+    for n0 in range(0, n, nb):
+        bsz = min(nb, n - n0)
+        dyp = pack_grad(dy[n0:n0 + bsz], scratch[k * nb * p:k * nb * p + o * bsz * p].reshape(o, bsz * p))
+        colbuf = scratch[:k * bsz * p].reshape(k, bsz * p)
+        if need_dw:  # dw_g += dy_g @ col_g^T
+            col = im2col(x[n0:n0 + bsz], ks, g["s"], g["pad"], out=colbuf)
+            for gi in range(groups):
+                part = dyp[gi * og:(gi + 1) * og] @ col[gi * kg:(gi + 1) * kg].T
+                if n0 == 0:
+                    dw[gi] = part
+                else:
+                    dw[gi] += part
+        if need_dx:  # dcol_g = w_g^T @ dy_g (reusing the column buffer), then dx = col2im(dcol)
+            for gi in range(groups):
+                xp.matmul(wg[gi].T, dyp[gi * og:(gi + 1) * og], out=colbuf[gi * kg:(gi + 1) * kg])
+            col2im(colbuf, (bsz,) + x.shape[1:], ks, g["s"], g["pad"], out=dx[n0:n0 + bsz])
+    return dx, (dw.reshape(w.shape) if need_dw else None), db
