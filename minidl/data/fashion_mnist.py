@@ -1,0 +1,153 @@
+"""Fashion-MNIST (Xiao, Rasul & Vollgraf 2017): 70,000 grey 28x28 images of 10 kinds of clothing.
+
+``FashionMNIST(root=None, train=True, download=True)`` holds one split in memory:
+``.images`` uint8 (N, 1, 28, 28), ``.targets`` int64 (N,), ``.classes`` (10 names).
+
+Where it looks, in order (a directory counts when it holds both IDX files of the split,
+gzipped or not):
+
+1. ``root``, when given;
+2. ``/usr/share/datasets/fashion-mnist`` (Debian/Ubuntu: ``apt-get install dataset-fashion-mnist``);
+3. the cache directory ``$MINIDL_DATA/fashion-mnist`` or ``~/.cache/minidl/fashion-mnist``;
+4. with ``download=True``: the Zalando Research URLs, into the cache directory, each ``.gz``
+   checked against its published MD5 before it is kept.
+
+Checksums. Every file read is checked against the published MD5 of its *decompressed*
+content (``RAW_MD5``), whatever its compression: the Debian package ships the files
+re-gzipped (different ``.gz`` bytes, MD5s that do not match the published ``.gz`` ones)
+with the very same content, which this check accepts. Pass ``verify=False`` to read other
+IDX files laid out the same way.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from .download import ChecksumError, DatasetNotFoundError, cache_dir, download as _download
+from .idx import IDXError, parse_idx, read_idx_bytes
+
+__all__ = ["FashionMNIST"]
+
+CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+# The official locations (https://github.com/zalandoresearch/fashion-mnist#get-the-data), tried in order.
+MIRRORS = [
+    "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+]
+# MD5 of the published .gz files (the README's table; torchvision uses the same).
+GZ_MD5 = {
+    "train-images-idx3-ubyte": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "train-labels-idx1-ubyte": "25c81989df183df01b3e8a0aad5dffbe",
+    "t10k-images-idx3-ubyte": "bef4ecab320f06d8554ea6380940ec79",
+    "t10k-labels-idx1-ubyte": "bb300cfdad3c16e7a12a480ee83cd310",
+}
+# MD5 of the decompressed files; checked on every load. The files of Debian's
+# dataset-fashion-mnist 0.0~git20200523.55506a9-1 have exactly these.
+RAW_MD5 = {
+    "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+    "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+    "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+}
+SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+NAME = "fashion-mnist"
+
+
+def split_files(train: bool) -> tuple[str, str]:
+    prefix = "train" if train else "t10k"
+    return f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
+
+
+def find_file(directory, stem: str) -> Path | None:
+    """``directory/stem`` or ``directory/stem.gz``, whichever exists (uncompressed first)."""
+    for name in (stem, stem + ".gz"):
+        p = Path(directory) / name
+        if p.is_file():
+            return p
+    return None
+
+
+def read_verified(path, stem: str, verify: bool = True) -> np.ndarray:
+    """Read an IDX file, then (``verify``) check the MD5 of its decompressed bytes against RAW_MD5."""
+    data = read_idx_bytes(path)
+    array = parse_idx(data, str(path))
+    if verify:
+        actual, expected = hashlib.md5(data).hexdigest(), RAW_MD5[stem]
+        if actual != expected:
+            raise ChecksumError(f"FashionMNIST: checksum mismatch for {path}: expected md5 {expected} of its "
+                                f"decompressed content, got {actual}; the file is corrupt or not the published "
+                                "Fashion-MNIST: delete it and fetch it again")
+    return array
+
+
+class FashionMNIST:
+    """One split of Fashion-MNIST in memory (see the module docstring for where the files come from)."""
+
+    classes = CLASSES
+
+    def __init__(self, root=None, train: bool = True, download: bool = True, verify: bool = True):
+        self.train = bool(train)
+        stems = split_files(self.train)
+        places = ([Path(root)] if root is not None else []) + [SYSTEM_DIR, cache_dir(NAME)]
+        looked = []
+        paths = None
+        for place in places:
+            found = [find_file(place, s) for s in stems]
+            if all(found):
+                paths = found
+                break
+            looked.append(f"{place} ({'missing directory' if not place.is_dir() else 'lacks ' + ', '.join(s + '[.gz]' for s, f in zip(stems, found) if f is None)})")
+        if paths is None and download:
+            paths, errors = self._download(stems)
+            if paths is None:
+                looked.append(f"download into {cache_dir(NAME)} failed: " + "; ".join(errors))
+        if paths is None:
+            raise DatasetNotFoundError(
+                f"FashionMNIST: cannot find the {'training' if self.train else 'test'} files "
+                f"{stems[0]}[.gz] and {stems[1]}[.gz]. Looked in:\n  - " + "\n  - ".join(looked)
+                + ("" if download else "\n  (download=False: not downloaded)")
+                + "\nTo get the data: `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu, puts them in "
+                f"{SYSTEM_DIR}), or download the four files from {MIRRORS[0]} into a directory and pass it "
+                "as root= (--data-dir on the command line), or run with network access and download=True.")
+        self.root = paths[0].parent
+        images = read_verified(paths[0], stems[0], verify)
+        labels = read_verified(paths[1], stems[1], verify)
+        if images.ndim != 3 or images.dtype != np.uint8:
+            raise IDXError(f"FashionMNIST: {paths[0]} holds {images.dtype} of shape {images.shape}, "
+                           "expected uint8 images (N, H, W)")
+        if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+            raise IDXError(f"FashionMNIST: {paths[1]} holds labels of shape {labels.shape} but {paths[0]} has "
+                           f"{images.shape[0]} images")
+        if labels.size and labels.max() >= len(CLASSES):
+            raise IDXError(f"FashionMNIST: {paths[1]} has label {int(labels.max())}, outside 0..{len(CLASSES) - 1}")
+        self.images = np.ascontiguousarray(images[:, None])
+        self.targets = labels.astype(np.int64)
+
+    @staticmethod
+    def _download(stems):
+        target = cache_dir(NAME)
+        errors, paths = [], []
+        for stem in stems:
+            for mirror in MIRRORS:
+                try:
+                    paths.append(_download(mirror + stem + ".gz", target / (stem + ".gz"), md5=GZ_MD5[stem]))
+                    break
+                except ChecksumError:
+                    raise
+                except OSError as e:   # URLError is an OSError
+                    errors.append(f"{mirror}{stem}.gz: {e}")
+            else:
+                return None, errors
+        return paths, errors
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i):
+        return self.images[i], int(self.targets[i])
+
+    def __repr__(self) -> str:
+        return f"FashionMNIST({'train' if self.train else 'test'}, {len(self)} images from {self.root})"
