@@ -1,0 +1,542 @@
+"""The trainer: the training loop, evaluation, metrics, checkpoints and resumption.
+
+    trainer = Trainer(model, optimizer, train_loader, test_loader, epochs=5, num_classes=10,
+                      out_dir="runs/x", schedule=Schedule("onecycle", optimizer, epochs=5,
+                                                          steps_per_epoch=len(train_loader)))
+    metrics = trainer.fit()            # or fit(resume=True) to continue from out_dir/checkpoint.npz
+
+One training step: forward, ``F.cross_entropy``, a finiteness check of the loss, ``zero_grad``,
+backward, ``optimizer.step()``.  After every epoch: top-1/top-5 on the test set (batches under
+``md.no_grad()``, ``model.eval()``), ``metrics.json``, ``checkpoint.npz`` and the figures, each
+rewritten atomically.
+
+Bit-identical resumption.  Everything random is a function of saved state: the loader's order
+and augmentation depend only on (seed, epoch, batch) (minidl.data.DataLoader), dropout masks on
+minidl's RNG counter (saved with ``md.get_rng_state()``), and the learning rate on the schedule's
+saved state and the global step.  A checkpoint records the position (epoch, batches done in it),
+the running loss/accuracy sums of the epoch, and the RNG state *at the start of* that step, so
+``fit(resume=True)`` replays exactly the remaining steps.  Ctrl-C does not cut a step in half: the
+first one asks the loop to stop at the next step boundary (then it saves and raises
+``TrainingInterrupted``); a second one stops at once (a save then happens only if no parameter
+update was under way).  ``--time-budget`` makes the run depend on the clock, so it is not
+reproducible.
+
+Non-finite loss.  A NaN/inf loss raises ``TrainingDiverged`` naming the epoch and step; the
+update is not applied, and checkpoints are never written with non-finite weights, so the last
+good checkpoint stays on disk.
+"""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+import minidl as md
+import minidl.functional as F
+from minidl import backend
+
+from . import checkpoint as ckpt_io
+from .checkpoint import CheckpointError  # noqa: F401  (re-exported for callers)
+
+CHECKPOINT = "checkpoint.npz"
+METRICS = "metrics.json"
+SCHEDULES = ("none", "step", "plateau", "cosine", "onecycle")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss (or the weights) became NaN or infinite."""
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on Ctrl-C; ``saved`` tells whether a checkpoint was written at ``epoch``/``step``."""
+
+    def __init__(self, message, saved: bool, epoch: int, step: int):
+        super().__init__(message)
+        self.saved, self.epoch, self.step = saved, epoch, step
+
+
+# ------------------------------------------------------------------------------ schedules
+class Schedule:
+    """A learning-rate schedule, per epoch or per step.
+
+    kind:
+      "none"      constant lr;
+      "step"      lr * gamma ** (epoch // step_size)  (StepLR, stepped after each epoch);
+      "plateau"   lr * factor after ``patience`` epochs without a better test top-1
+                  (ReduceLROnPlateau, mode "max"); at most ``times`` reductions;
+      "cosine"    per step: linear warm-up over the first ``warmup`` fraction of all steps from
+                  0 to lr, then half a cosine down to lr * ``final``;
+      "onecycle"  per step, as torch.optim.lr_scheduler.OneCycleLR with cosine annealing:
+                  lr / div_factor up to lr over ``pct_start`` of the steps, then down to
+                  lr / (div_factor * final_div_factor).
+    Per-step schedules are a pure function of the progress p in [0, 1] (the global step over
+    all steps, or the fraction of a time budget used, whichever is larger), so their saved state
+    is just the base learning rates.
+    """
+
+    def __init__(self, kind: str, optimizer, *, epochs: int = 1, steps_per_epoch: int = 1, step_size: int | None = None,
+                 gamma: float = 0.1, factor: float = 0.1, patience: int = 2, times: int | None = None,
+                 warmup: float = 0.0, final: float = 0.0, pct_start: float = 0.3, div_factor: float = 25.0,
+                 final_div_factor: float = 1e4):
+        kind = {"constant": "none", None: "none"}.get(kind, kind)
+        if kind not in SCHEDULES:
+            raise ValueError(f"schedule: unknown kind {kind!r}; choose one of {SCHEDULES}")
+        if not 0 <= warmup < 1 or not 0 < pct_start < 1:
+            raise ValueError(f"schedule: warmup must be in [0, 1) and pct_start in (0, 1), got {warmup}, {pct_start}")
+        self.kind, self.optimizer = kind, optimizer
+        self.epochs, self.steps_per_epoch = int(epochs), int(steps_per_epoch)
+        self.warmup, self.final = float(warmup), float(final)
+        self.pct_start, self.div_factor, self.final_div_factor = float(pct_start), float(div_factor), float(final_div_factor)
+        self.base_lrs = [g["lr"] for g in optimizer.param_groups]
+        self.inner = None
+        if kind == "step":
+            self.inner = md.optim.lr_scheduler.StepLR(optimizer, step_size=int(step_size or max(1, epochs // 3)),
+                                                      gamma=gamma)
+        elif kind == "plateau":
+            min_lr = 0.0 if times is None else min(self.base_lrs) * factor ** int(times) * (1 - 1e-9)
+            self.inner = md.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=factor,
+                                                                 patience=int(patience), min_lr=min_lr)
+
+    @property
+    def per_step(self) -> bool:
+        return self.kind in ("cosine", "onecycle")
+
+    def factor(self, p: float) -> float:
+        """The lr multiplier at progress p in [0, 1] of a per-step schedule."""
+        p = min(max(p, 0.0), 1.0)
+        if self.kind == "cosine":
+            if p < self.warmup:
+                return (p + 1e-12) / self.warmup
+            q = (p - self.warmup) / (1 - self.warmup)
+            return self.final + (1 - self.final) * 0.5 * (1 + math.cos(math.pi * q))
+        if self.kind == "onecycle":
+            start, end = 1 / self.div_factor, 1 / (self.div_factor * self.final_div_factor)
+            if p < self.pct_start:
+                q, a, b = p / self.pct_start, start, 1.0
+            else:
+                q, a, b = (p - self.pct_start) / (1 - self.pct_start), 1.0, end
+            return b + (a - b) * 0.5 * (1 + math.cos(math.pi * q))
+        return 1.0
+
+    def before_step(self, progress: float) -> None:
+        if self.per_step:
+            f = self.factor(progress)
+            for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+                group["lr"] = base * f
+
+    def after_epoch(self, test_acc: float) -> None:
+        if self.kind == "step":
+            self.inner.step()
+        elif self.kind == "plateau":
+            self.inner.step(test_acc)
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def state_dict(self) -> dict:
+        return {"kind": self.kind, "base_lrs": list(self.base_lrs),
+                "inner": None if self.inner is None else self.inner.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("kind") != self.kind:
+            raise ValueError(f"schedule: saved kind {state.get('kind')!r} differs from {self.kind!r}")
+        self.base_lrs = [float(x) for x in state["base_lrs"]]
+        if self.inner is not None and state.get("inner") is not None:
+            self.inner.load_state_dict(state["inner"])
+
+
+# ----------------------------------------------------------------------------- evaluation
+@dataclass
+class EvalResult:
+    top1: float
+    top5: float
+    loss: float
+    confusion: np.ndarray   # (C, C): row = true class, column = predicted
+    count: int
+    seconds: float
+
+
+def topk_correct(scores: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Boolean (N,): label among the k highest scores (k clipped to the number of classes)."""
+    k = min(k, scores.shape[1])
+    if k == scores.shape[1]:
+        return np.ones(len(labels), dtype=bool)
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    return (top == labels[:, None]).any(axis=1)
+
+
+def _log_softmax(scores: np.ndarray) -> np.ndarray:
+    s = scores.astype(np.float64)
+    s = s - s.max(axis=1, keepdims=True)
+    return s - np.log(np.exp(s).sum(axis=1, keepdims=True))
+
+
+def evaluate(model, loader, num_classes: int, *, device: str = "cpu", predict=None, progress: bool = False,
+             desc: str = "test", interrupt=None) -> EvalResult:
+    """Top-1, top-5, mean cross-entropy and the confusion matrix of ``model`` over ``loader``.
+
+    Runs in eval mode under ``md.no_grad()`` and puts the model back in its previous mode.
+    ``predict(x) -> (N, num_classes) log-probabilities`` replaces the plain forward pass (ten-crop).
+    """
+    from tqdm.auto import tqdm  # noqa: PLC0415
+
+    was_training = model.training
+    model.eval()
+    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+    top5 = 0
+    loss_sum = 0.0
+    count = 0
+    start = time.perf_counter()
+    iterator = iter(loader)
+    try:
+        with md.no_grad(), tqdm(total=len(loader), desc=desc, leave=False, disable=not progress,
+                                dynamic_ncols=True, unit="batch") as bar:
+            for x, y in iterator:
+                if interrupt is not None and interrupt.requested:
+                    raise KeyboardInterrupt
+                if predict is not None:
+                    logp = np.asarray(predict(x), dtype=np.float64)
+                else:
+                    logits = model(md.Tensor(backend.to_device(x, device)))
+                    logp = _log_softmax(backend.asnumpy(logits.data))
+                y = np.asarray(y)
+                pred = logp.argmax(axis=1)
+                np.add.at(confusion, (y, pred), 1)
+                top5 += int(topk_correct(logp, y, 5).sum())
+                loss_sum += float(-logp[np.arange(len(y)), y].sum())
+                count += len(y)
+                bar.update(1)
+    finally:
+        if hasattr(iterator, "close"):
+            iterator.close()
+        model.train(was_training)
+    n = max(count, 1)
+    return EvalResult(top1=float(np.trace(confusion)) / n, top5=top5 / n, loss=loss_sum / n,
+                      confusion=confusion, count=count, seconds=time.perf_counter() - start)
+
+
+# ------------------------------------------------------------------------------- helpers
+def check_labels(dataset, num_classes: int, what: str = "dataset") -> None:
+    """ValueError when the dataset's labels do not fit a model with ``num_classes`` outputs."""
+    targets = getattr(dataset, "targets", None)
+    classes = getattr(dataset, "classes", None)
+    if targets is not None and len(targets):
+        lo, hi = int(np.min(targets)), int(np.max(targets))
+        if lo < 0 or hi >= num_classes:
+            names = f" ({len(classes)} classes)" if classes is not None else ""
+            raise ValueError(f"{what}{names} has labels in [{lo}, {hi}], outside the model's classes "
+                             f"0..{num_classes - 1} (num_classes={num_classes}); build the model with "
+                             f"num_classes >= {hi + 1}")
+    if classes is not None and len(classes) > num_classes:
+        raise ValueError(f"{what} has {len(classes)} classes but the model has num_classes={num_classes}")
+
+
+def prepare_out_dir(out_dir: str, who: str = "train") -> str:
+    """Create ``out_dir`` and prove it writable (a probe file), else a ValueError naming it."""
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        probe = os.path.join(out_dir, f".write-test-{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.unlink(probe)
+    except OSError as exc:
+        raise ValueError(f"{who}: cannot write to the output directory {out_dir!r} "
+                         f"({type(exc).__name__}: {exc.strerror or exc}); choose another --out") from exc
+    return out_dir
+
+
+def all_finite(model) -> bool:
+    for p in model.parameters():
+        xp = backend.get_array_module(p.data)
+        if not bool(xp.isfinite(p.data).all()):
+            return False
+    return True
+
+
+class _DeferredInterrupt:
+    """While active (main thread only), the first Ctrl-C only sets ``requested``; a second one raises."""
+
+    def __init__(self, log):
+        self.requested = False
+        self.log = log
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.log("\nCtrl-C: stopping after this step and saving a checkpoint (Ctrl-C again to stop at once)")
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            try:
+                self._previous = signal.signal(signal.SIGINT, self._handler)
+            except ValueError:
+                self._previous = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+# -------------------------------------------------------------------------------- trainer
+class Trainer:
+    """Train ``model`` on ``train_loader``; evaluate on ``test_loader`` after each epoch.
+
+    train_loader must offer ``epoch(e, start_batch)`` and ``len()`` (minidl.data.DataLoader).
+    ``meta`` (JSON-able: model name, build options, config) is stored in checkpoints and
+    metrics.json.  ``callback(trainer, epoch, step)`` runs at the start of every step (tests use
+    it to simulate Ctrl-C or to poison a weight); ``time_budget`` (seconds, counted from
+    ``start_time``, default: when fit starts) stops training when it runs out and stretches a
+    per-step schedule to end with it.
+    """
+
+    def __init__(self, model, optimizer, train_loader, test_loader, *, epochs: int, num_classes: int,
+                 out_dir: str | None = None, schedule: Schedule | None = None, device: str = "cpu",
+                 classes=None, meta: dict | None = None, callback=None, progress: bool = True,
+                 time_budget: float | None = None, start_time: float | None = None, plots: bool = True,
+                 log=print):
+        self.model, self.optimizer = model, optimizer
+        self.train_loader, self.test_loader = train_loader, test_loader
+        self.epochs, self.num_classes = int(epochs), int(num_classes)
+        self.out_dir = out_dir
+        self.schedule = schedule or Schedule("none", optimizer)
+        self.device = device
+        self.classes = list(classes) if classes is not None else None
+        self.meta = dict(meta or {})
+        self.callback = callback
+        self.progress = progress
+        self.time_budget = time_budget
+        self.start_time = start_time
+        self.plots = plots
+        self.log = log
+        self.history: list = []
+        self.last_eval: EvalResult | None = None
+        self.stopped: str | None = None
+        self._position = None     # (epoch, step, running sums, rng state) at the last step boundary
+        self._updating = False
+        self._interrupt = _DeferredInterrupt(log)
+        for loader, what in ((train_loader, "the training set"), (test_loader, "the test set")):
+            dataset = getattr(loader, "dataset", None)
+            if dataset is not None:
+                check_labels(dataset, self.num_classes, what)
+
+    # paths
+    @property
+    def checkpoint_path(self):
+        return os.path.join(self.out_dir, CHECKPOINT) if self.out_dir else None
+
+    def _path(self, name):
+        return os.path.join(self.out_dir, name)
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, epoch: int, step: int, running: dict, rng_state: dict) -> None:
+        """Write OUT/checkpoint.npz at position (epoch, step); refuses non-finite weights."""
+        if self.out_dir is None:
+            return
+        if not all_finite(self.model):
+            raise TrainingDiverged(f"the weights are not finite at epoch {epoch + 1}, step {step}; "
+                                   f"not overwriting the last good checkpoint {self.checkpoint_path}")
+        meta = {**self.meta, "epoch": epoch, "step": step, "epochs": self.epochs, "running": running,
+                "history": self.history, "num_classes": self.num_classes, "classes": self.classes,
+                "steps_per_epoch": len(self.train_loader), "saved_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+        ckpt_io.save_checkpoint(self.checkpoint_path, model_state=self.model.state_dict(), meta=meta,
+                                optimizer_state=self.optimizer.state_dict(),
+                                scheduler_state=self.schedule.state_dict(), rng_state=rng_state)
+
+    def load_checkpoint(self, path: str | None = None):
+        """Restore model, optimizer, schedule, RNG and history; returns (epoch, step, running)."""
+        path = path or self.checkpoint_path
+        ckpt = ckpt_io.load_checkpoint(path)
+        ckpt_io.check_model_state(ckpt, self.model, self.meta.get("model"))
+        for key in ("options", "num_classes"):
+            mine = self.meta.get(key) if key != "num_classes" else self.num_classes
+            if key in ckpt.meta and mine is not None and ckpt.meta[key] != mine:
+                raise CheckpointError(f"checkpoint {path!r} was written with {key}={ckpt.meta[key]!r}, "
+                                      f"this run has {key}={mine!r}")
+        if ckpt.meta.get("steps_per_epoch") not in (None, len(self.train_loader)):
+            raise CheckpointError(f"checkpoint {path!r} was written with {ckpt.meta['steps_per_epoch']} steps per "
+                                  f"epoch, this run has {len(self.train_loader)} (batch size or dataset differ)")
+        self.model.load_state_dict(ckpt.model_state)
+        ckpt_io.restore_optimizer(ckpt, self.optimizer)
+        if ckpt.scheduler_state is not None:
+            try:
+                self.schedule.load_state_dict(ckpt.scheduler_state)
+            except (ValueError, KeyError) as exc:
+                raise CheckpointError(f"checkpoint {path!r}: {exc}") from exc
+        if ckpt.rng_state is not None:
+            md.set_rng_state(ckpt.rng_state)
+        self.history = list(ckpt.meta.get("history", []))
+        return int(ckpt.meta["epoch"]), int(ckpt.meta["step"]), dict(ckpt.meta.get("running") or {})
+
+    # --------------------------------------------------------------------- metrics
+    def metrics(self) -> dict:
+        return {"model": self.meta.get("model"), "dataset": self.meta.get("dataset"), "epochs": self.history,
+                "best_test_acc": max((h["test_acc"] for h in self.history), default=None),
+                "stopped": self.stopped, "config": self.meta.get("config")}
+
+    def write_outputs(self) -> None:
+        if self.out_dir is None:
+            return
+        ckpt_io.write_json_atomic(self._path(METRICS), self.metrics())
+        if not self.plots:
+            return
+        from . import plots  # noqa: PLC0415
+        title = f"{self.meta.get('model')} on {self.meta.get('dataset')}"
+        plots.plot_curves(self.history, self._path("curves.png"), title=title)
+        _, weight = plots.first_conv_weight(self.model)
+        if weight is not None:
+            plots.plot_filters(weight, self._path("conv1_filters.png"))
+        if self.last_eval is not None:
+            plots.plot_confusion(self.last_eval.confusion, self.classes, self._path("confusion.png"))
+
+    # ------------------------------------------------------------------------ time
+    def _time_fraction(self) -> float:
+        if not self.time_budget:
+            return 0.0
+        elapsed = time.perf_counter() - self.start_time
+        reserve = self._eval_reserve()
+        return elapsed / max(self.time_budget - reserve, 1e-9)
+
+    def _eval_reserve(self) -> float:
+        """Seconds to keep for the final evaluation and outputs."""
+        if self.last_eval is not None:
+            return self.last_eval.seconds + 2.0
+        if getattr(self, "_train_rate", None):
+            n_test = len(getattr(self.test_loader, "dataset", ())) or 0
+            return n_test / (3 * self._train_rate) + 2.0
+        return 2.0
+
+    # ------------------------------------------------------------------------- fit
+    def fit(self, resume: bool = False) -> dict:
+        """Train for the remaining epochs; returns the metrics dict (also OUT/metrics.json)."""
+        if self.out_dir is not None:
+            prepare_out_dir(self.out_dir)
+        if self.start_time is None:
+            self.start_time = time.perf_counter()
+        epoch, step, running = 0, 0, {}
+        if resume:
+            epoch, step, running = self.load_checkpoint()
+            self.log(f"resuming from {self.checkpoint_path}: epoch {epoch + 1}, step {step} "
+                     f"of {len(self.train_loader)}")
+        self.stopped = None
+        with self._interrupt:
+            try:
+                while epoch < self.epochs and self.stopped is None:
+                    running = self._train_epoch(epoch, step, running)
+                    self._finish_epoch(epoch, running)
+                    epoch, step, running = epoch + 1, 0, {}
+            except KeyboardInterrupt:
+                raise self._interrupted() from None
+        if self.stopped is None and resume and epoch >= self.epochs and not self.history:
+            self.log("nothing to do: the checkpoint already completed all epochs")
+        return self.metrics()
+
+    def _interrupted(self) -> TrainingInterrupted:
+        path = self.checkpoint_path
+        if self._position is not None and not self._updating and path is not None:
+            epoch, step, running, rng = self._position
+            self.save_checkpoint(epoch, step, running, rng)
+            return TrainingInterrupted(f"interrupted at epoch {epoch + 1}, step {step} of {len(self.train_loader)}; "
+                                       f"checkpoint saved to {path}; continue with --resume (same --out)",
+                                       saved=True, epoch=epoch, step=step)
+        keep = f"the last checkpoint {path} was kept" if path and os.path.exists(path) else "no checkpoint was written"
+        return TrainingInterrupted(f"interrupted in the middle of an update; {keep}", saved=False,
+                                   epoch=-1, step=-1)
+
+    def _train_epoch(self, epoch: int, start_step: int, running: dict) -> dict:
+        from tqdm.auto import tqdm  # noqa: PLC0415
+
+        n_steps = len(self.train_loader)
+        total_steps = max(self.epochs * n_steps, 1)
+        running = {"loss_sum": 0.0, "correct": 0, "count": 0, "train_seconds": 0.0, **running}
+        iterator = self.train_loader.epoch(epoch, start_batch=start_step)
+        step = start_step
+        t_start = time.perf_counter()
+        seconds_before = running["train_seconds"]
+        images = 0
+        bar = tqdm(total=n_steps, initial=start_step, desc=f"epoch {epoch + 1}/{self.epochs}",
+                   disable=not self.progress, dynamic_ncols=True, unit="batch", leave=True)
+        try:
+            for x, y in iterator:
+                self._position = (epoch, step, dict(running, train_seconds=seconds_before + time.perf_counter() - t_start),
+                                  md.get_rng_state())
+                if self.callback is not None:
+                    self.callback(self, epoch, step)
+                if self._interrupt.requested:
+                    raise KeyboardInterrupt
+                time_fraction = self._time_fraction()
+                if time_fraction >= 1.0:
+                    self.stopped = f"time budget of {self.time_budget:g} s used at epoch {epoch + 1}, step {step}"
+                    break
+                self.schedule.before_step(max((epoch * n_steps + step) / total_steps, time_fraction))
+                xb = md.Tensor(backend.to_device(x, self.device))
+                logits = self.model(xb)
+                loss = F.cross_entropy(logits, y)
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    path = self.checkpoint_path
+                    kept = (f"the last good checkpoint {path} was kept" if path and os.path.exists(path)
+                            else "no checkpoint had been written yet")
+                    raise TrainingDiverged(f"training diverged: the loss is {loss_value} at epoch {epoch + 1}, "
+                                           f"step {step + 1} of {n_steps} (lr {self.schedule.lr:g}); stopped, "
+                                           f"{kept}. Lower --lr or check the data.")
+                self.optimizer.zero_grad()
+                loss.backward()
+                self._updating = True
+                self.optimizer.step()
+                self._updating = False
+                pred = backend.asnumpy(logits.data.argmax(axis=1))
+                n = len(pred)
+                running["loss_sum"] += loss_value * n
+                running["correct"] += int((pred == np.asarray(y)).sum())
+                running["count"] += n
+                images += n
+                step += 1
+                elapsed = time.perf_counter() - t_start
+                self._train_rate = images / elapsed if elapsed > 0 else None
+                bar.update(1)
+                bar.set_postfix(loss=f"{running['loss_sum'] / running['count']:.4f}",
+                                acc=f"{running['correct'] / running['count']:.4f}",
+                                img_s=f"{self._train_rate or 0:.0f}", lr=f"{self.schedule.lr:.3g}", refresh=False)
+        finally:
+            if hasattr(iterator, "close"):
+                iterator.close()
+            bar.close()
+        running["train_seconds"] = seconds_before + time.perf_counter() - t_start
+        running["last_step"] = step
+        # at the step boundary after the last step: an interrupt during evaluation resumes here
+        self._position = (epoch, step, dict(running), md.get_rng_state())
+        return running
+
+    def _finish_epoch(self, epoch: int, running: dict) -> None:
+        result = evaluate(self.model, self.test_loader, self.num_classes, device=self.device,
+                          progress=self.progress, desc=f"test {epoch + 1}", interrupt=self._interrupt)
+        self.last_eval = result
+        count = max(running["count"], 1)
+        seconds = running["train_seconds"] + result.seconds
+        record = {"epoch": epoch + 1, "train_loss": running["loss_sum"] / count, "train_acc": running["correct"] / count,
+                  "test_acc": result.top1, "test_top5": result.top5, "test_loss": result.loss,
+                  "lr": self.schedule.lr, "seconds": seconds,
+                  "images_per_s": running["count"] / running["train_seconds"] if running["train_seconds"] > 0 else None}
+        if self.stopped is not None:
+            record["partial_epoch_steps"] = running["last_step"]
+        self._position = None    # schedule and history change below: no consistent position until saved
+        self.history.append(record)
+        self.schedule.after_epoch(result.top1)
+        rng = md.get_rng_state()
+        # a partial epoch ended by the time budget counts as done: --resume starts the next one
+        self.save_checkpoint(epoch + 1, 0, {}, rng)
+        self.write_outputs()
+        self._position = (epoch + 1, 0, {}, rng)
+        self.log(f"epoch {epoch + 1}/{self.epochs}: train loss {record['train_loss']:.4f} "
+                 f"acc {record['train_acc']:.4f} | test top-1 {result.top1:.4f} top-5 {result.top5:.4f} | "
+                 f"lr {record['lr']:.3g} | {seconds:.1f} s, {record['images_per_s'] or 0:.0f} img/s")

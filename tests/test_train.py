@@ -1,0 +1,264 @@
+"""The trainer: bit-identical resumption (epoch boundary and mid-epoch, with dropout), NaN stop,
+label and output-directory errors, schedules, evaluation metrics and the figures."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import minidl as md
+from minidl import nn, optim
+from minidl.data import DataLoader
+
+from alexnet import checkpoint as ckpt_io
+from alexnet import plots
+from alexnet.train import (CHECKPOINT, METRICS, Schedule, Trainer, TrainingDiverged, TrainingInterrupted,
+                           check_labels, evaluate, prepare_out_dir, topk_correct)
+
+
+class TinyDataset:
+    """The dataset contract: uint8 (N, C, H, W) images, int64 targets, class names."""
+
+    def __init__(self, n=96, classes=3, seed=0, size=6):
+        rng = np.random.default_rng(seed)
+        self.targets = rng.integers(0, classes, n).astype(np.int64)
+        base = np.random.default_rng(1234).integers(0, 256, (classes, 1, size, size))  # shared by all splits
+        noise = rng.integers(-60, 60, (n, 1, size, size))
+        self.images = np.clip(base[self.targets] + noise, 0, 255).astype(np.uint8)
+        self.classes = [f"c{i}" for i in range(classes)]
+
+    def __len__(self):
+        return len(self.targets)
+
+
+def tiny_model(classes=3, size=6):
+    return nn.Sequential(nn.Flatten(), nn.Linear(size * size, 16), nn.ReLU(), nn.Dropout(0.5),
+                         nn.Linear(16, classes))
+
+
+def make_trainer(out_dir, *, epochs=2, callback=None, schedule="onecycle", optimizer="sgd", lr=0.1, n=96):
+    """Everything seeded from scratch, as the command line does: seed, model, loaders, optimizer."""
+    md.manual_seed(7)
+    model = tiny_model()
+    train_loader = DataLoader(TinyDataset(n), batch_size=16, shuffle=True, prefetch=0,
+                              transform=lambda x, rng: x + rng.normal(0, 0.05, x.shape).astype(np.float32))
+    test_loader = DataLoader(TinyDataset(40, seed=1), batch_size=16)
+    if optimizer == "adam":
+        opt = optim.Adam(model.parameters(), lr=lr / 10, weight_decay=1e-4)
+    else:
+        opt = optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
+    sched = Schedule(schedule, opt, epochs=epochs, steps_per_epoch=len(train_loader), patience=0, step_size=1)
+    return Trainer(model, opt, train_loader, test_loader, epochs=epochs, num_classes=3, out_dir=str(out_dir),
+                   schedule=sched, classes=train_loader.dataset.classes, meta={"model": "tiny", "options": {}},
+                   callback=callback, progress=False, plots=False, log=lambda *a: None)
+
+
+def interrupt_at(epoch, step):
+    def callback(trainer, e, s):
+        if (e, s) == (epoch, step):
+            raise KeyboardInterrupt
+    return callback
+
+
+def weights(trainer):
+    return trainer.model.state_dict()
+
+
+def assert_same_weights(a, b):
+    assert list(a) == list(b)
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+
+
+@pytest.mark.parametrize("schedule,optimizer", [("onecycle", "sgd"), ("plateau", "adam"), ("step", "sgd")])
+def test_resume_mid_epoch_and_at_epoch_boundary_is_bit_identical(tmp_path, schedule, optimizer):
+    straight = make_trainer(tmp_path / "a", schedule=schedule, optimizer=optimizer)
+    metrics = straight.fit()
+    reference = weights(straight)
+    assert len(metrics["epochs"]) == 2
+
+    # interrupted mid-epoch (epoch 1, step 3), then at the epoch boundary (epoch 2, step 0), resumed twice
+    out = tmp_path / "b"
+    with pytest.raises(TrainingInterrupted) as info:
+        make_trainer(out, schedule=schedule, optimizer=optimizer, callback=interrupt_at(0, 3)).fit()
+    assert info.value.saved and (info.value.epoch, info.value.step) == (0, 3)
+    assert "--resume" in str(info.value)
+    saved = ckpt_io.load_checkpoint(str(out / CHECKPOINT))
+    assert (saved.meta["epoch"], saved.meta["step"]) == (0, 3)
+    with pytest.raises(TrainingInterrupted):
+        make_trainer(out, schedule=schedule, optimizer=optimizer, callback=interrupt_at(1, 0)).fit(resume=True)
+    resumed = make_trainer(out, schedule=schedule, optimizer=optimizer)
+    resumed_metrics = resumed.fit(resume=True)
+    assert_same_weights(weights(resumed), reference)
+    # the optimizer state and the recorded training figures agree too
+    for a, b in zip(straight.optimizer.state_dict()["state"].values(),
+                    resumed.optimizer.state_dict()["state"].values()):
+        for k in a:
+            assert np.array_equal(np.asarray(a[k]), np.asarray(b[k])), k
+    for a, b in zip(metrics["epochs"], resumed_metrics["epochs"]):
+        for key in ("train_loss", "train_acc", "test_acc", "test_top5", "lr"):
+            assert a[key] == b[key], key
+
+
+def test_dropout_is_active_so_resume_test_is_meaningful(tmp_path):
+    """Dropout masks depend on the RNG counter: a run resumed with a different counter diverges."""
+    straight = make_trainer(tmp_path / "a", epochs=1)
+    straight.fit()
+    out = tmp_path / "b"
+    with pytest.raises(TrainingInterrupted):
+        make_trainer(out, epochs=1, callback=interrupt_at(0, 2)).fit()
+    trainer = make_trainer(out, epochs=1)
+    original = md.set_rng_state
+
+    def shifted(state):  # restore everything except the dropout counter
+        original({**state, "dropout_calls": state["dropout_calls"] + 1})
+    md.set_rng_state = shifted
+    try:
+        trainer.fit(resume=True)
+    finally:
+        md.set_rng_state = original
+    a, b = weights(straight), weights(trainer)
+    assert any(not np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_metrics_json_schema_and_checkpoint_each_epoch(tmp_path):
+    trainer = make_trainer(tmp_path, epochs=2)
+    trainer.fit()
+    metrics = json.loads((tmp_path / METRICS).read_text())
+    assert set(metrics) >= {"model", "dataset", "epochs", "best_test_acc"}
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
+    for e in metrics["epochs"]:
+        assert set(e) >= {"epoch", "train_loss", "train_acc", "test_acc", "test_top5", "lr", "seconds", "images_per_s"}
+        assert 0 <= e["train_acc"] <= 1 and 0 <= e["test_acc"] <= e["test_top5"] <= 1
+        assert e["seconds"] > 0 and e["images_per_s"] > 0
+    assert metrics["best_test_acc"] == max(e["test_acc"] for e in metrics["epochs"])
+    # the classes are separable: the tiny model learns something
+    assert metrics["epochs"][-1]["test_acc"] > 0.6
+    saved = ckpt_io.load_checkpoint(str(tmp_path / CHECKPOINT))
+    assert (saved.meta["epoch"], saved.meta["step"]) == (2, 0)
+    assert_same_weights(saved.model_state, weights(trainer))
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    def poison(trainer, epoch, step):
+        if (epoch, step) == (1, 2):
+            trainer.model[1].weight.data[0, 0] = np.nan
+    trainer = make_trainer(tmp_path, epochs=3, callback=poison)
+    with pytest.raises(TrainingDiverged, match=r"epoch 2, step 3 of 6"):
+        trainer.fit()
+    saved = ckpt_io.load_checkpoint(str(tmp_path / CHECKPOINT))
+    assert (saved.meta["epoch"], saved.meta["step"]) == (1, 0)
+    assert all(np.isfinite(v).all() for v in saved.model_state.values())
+    assert len(json.loads((tmp_path / METRICS).read_text())["epochs"]) == 1
+
+
+def test_non_finite_weights_are_never_checkpointed(tmp_path):
+    trainer = make_trainer(tmp_path, epochs=1)
+    trainer.fit()
+    before = (tmp_path / CHECKPOINT).read_bytes()
+    trainer.model[4].bias.data[0] = np.inf
+    with pytest.raises(TrainingDiverged, match="not overwriting"):
+        trainer.save_checkpoint(1, 0, {}, md.get_rng_state())
+    assert (tmp_path / CHECKPOINT).read_bytes() == before
+
+
+def test_labels_outside_the_models_classes(tmp_path):
+    md.manual_seed(0)
+    model = tiny_model(classes=3)
+    train = DataLoader(TinyDataset(32, classes=5), batch_size=8)
+    with pytest.raises(ValueError, match=r"labels in \[0, 4\].*num_classes=3"):
+        Trainer(model, optim.SGD(model.parameters(), lr=0.1), train, train, epochs=1, num_classes=3, progress=False)
+    with pytest.raises(ValueError, match="5 classes"):
+        ds = TinyDataset(8, classes=3)
+        ds.classes = ["a", "b", "c", "d", "e"]
+        check_labels(ds, 3, "the training set")
+
+
+def test_unwritable_output_directory(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ValueError, match="cannot write to the output directory"):
+        prepare_out_dir(str(blocker / "run"))
+    trainer = make_trainer(blocker / "run", epochs=1)
+    with pytest.raises(ValueError, match="cannot write"):
+        trainer.fit()
+
+
+def test_resume_checks_the_checkpoint_fits(tmp_path):
+    make_trainer(tmp_path, epochs=1).fit()
+    other = make_trainer(tmp_path, epochs=1)
+    other.meta["model"] = "other"
+    with pytest.raises(ckpt_io.CheckpointError, match="written for model 'tiny'"):
+        other.fit(resume=True)
+    bigger = make_trainer(tmp_path, epochs=1, n=128)
+    with pytest.raises(ckpt_io.CheckpointError, match="6 steps per epoch"):
+        bigger.fit(resume=True)
+
+
+def test_schedules_follow_their_formulas():
+    model = tiny_model()
+    opt = optim.SGD(model.parameters(), lr=1.0)
+    s = Schedule("onecycle", opt, epochs=1, steps_per_epoch=10)
+    assert s.factor(0) == pytest.approx(1 / 25) and s.factor(0.3) == pytest.approx(1.0)
+    assert s.factor(1) == pytest.approx(1 / 25 / 1e4)
+    c = Schedule("cosine", opt, warmup=0.1)
+    assert c.factor(0.05) == pytest.approx(0.5) and c.factor(0.1) == pytest.approx(1.0)
+    assert c.factor(0.55) == pytest.approx(0.5) and c.factor(1.0) == pytest.approx(0.0)
+    c.before_step(0.55)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.5)
+    p = Schedule("plateau", optim.SGD(model.parameters(), lr=1.0), patience=0, times=2)
+    for acc in (0.5, 0.4, 0.3, 0.2, 0.1):
+        p.after_epoch(acc)
+    assert p.lr == pytest.approx(0.01)      # reduced twice, then held
+    st = Schedule("step", optim.SGD(model.parameters(), lr=1.0), step_size=2, gamma=0.5)
+    for _ in range(4):
+        st.after_epoch(0.0)
+    assert st.lr == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="unknown kind"):
+        Schedule("linear", opt)
+
+
+def test_evaluate_matches_a_direct_computation():
+    md.manual_seed(3)
+    model = tiny_model()
+    ds = TinyDataset(37, seed=4)
+    result = evaluate(model, DataLoader(ds, batch_size=10), 3)
+    assert model.training                    # evaluate() restores the training mode
+    with md.no_grad():
+        model.eval()
+        logits = model(md.tensor(ds.images.astype(np.float32) / 255)).numpy().astype(np.float64)
+    pred = logits.argmax(1)
+    assert result.count == 37
+    assert result.top1 == pytest.approx(np.mean(pred == ds.targets))
+    expected = np.zeros((3, 3), int)
+    for t, p_ in zip(ds.targets, pred):
+        expected[t, p_] += 1
+    assert np.array_equal(result.confusion, expected)
+    logp = logits - logits.max(1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(1, keepdims=True))
+    assert result.loss == pytest.approx(-logp[np.arange(37), ds.targets].mean())
+    assert result.top5 == 1.0                # 3 classes: always in the top 5
+
+
+def test_topk_correct():
+    scores = np.array([[0.1, 0.5, 0.2, 0.9, 0.0, 0.3, 0.4]] * 2)
+    assert topk_correct(scores, np.array([1, 4]), 5).tolist() == [True, False]
+    assert topk_correct(scores, np.array([3, 0]), 1).tolist() == [True, False]
+
+
+def test_plots_write_pngs(tmp_path):
+    history = [{"epoch": i, "train_loss": 1.0 / i, "train_acc": 0.5 + i / 10, "test_acc": 0.5 + i / 20,
+                "test_top5": 0.9} for i in (1, 2)]
+    plots.plot_curves(history, str(tmp_path / "curves.png"))
+    w = np.random.default_rng(0).normal(size=(10, 1, 5, 5))
+    grid = plots.filter_grid(w)
+    assert grid.shape == (3 * 6 + 1, 4 * 6 + 1, 1)  # 10 filters: 4 columns, 3 rows and grid.min() >= 0 and grid.max() <= 1
+    assert np.allclose(grid[1:6, 1:6, 0].max(), 1) and np.allclose(grid[1:6, 1:6, 0].min(), 0)
+    plots.plot_filters(w, str(tmp_path / "f1.png"))
+    plots.plot_filters(np.random.default_rng(0).normal(size=(6, 3, 3, 3)), str(tmp_path / "f3.png"))
+    plots.plot_confusion(np.array([[5, 1], [2, 7]]), ["a", "b"], str(tmp_path / "c.png"))
+    for name in ("curves.png", "f1.png", "f3.png", "c.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
