@@ -1,0 +1,115 @@
+"""Figures of the per-layer diagnostics (matplotlib, Agg backend, written atomically).
+
+- ``plot_layers``: OUT/layers.png, the LayerMonitor's statistics per layer over training:
+  activation std, fraction of zero outputs (ReLU layers), output-gradient norm per element and
+  update-to-weight ratio (weighted layers), one line per layer, log scales where they span decades;
+- ``plot_histograms``: one panel per layer, the histogram of its output values on one batch
+  (what ``alexnet diagnose`` writes, to compare two initialisations side by side);
+- ``plot_ablation``: test error per ablation setting, mean and spread over seeds.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .plots import _pyplot, _save
+
+WEIGHTED = ("Conv2d", "Linear")
+
+
+def _series(history, layer, stat):
+    rows = [r for r in history if r["layer"] == layer and r.get(stat) is not None]
+    return [r["step"] for r in rows], [r[stat] for r in rows]
+
+
+def plot_layers(history: list, path: str, title: str = "") -> None:
+    """history: LayerMonitor.history (one dict per monitored step and layer)."""
+    plt = _pyplot()
+    layers, kinds = [], {}
+    for r in history:
+        if r["layer"] not in kinds:
+            layers.append(r["layer"])
+            kinds[r["layer"]] = r["type"]
+    weighted = [n for n in layers if kinds[n] in WEIGHTED]
+    relus = [n for n in layers if "ReLU" in kinds[n]]
+    panels = [("act_std", "activation std (output of weighted layers)", weighted, True),
+              ("zero_frac", "fraction of zero outputs (ReLU layers)", relus, False),
+              ("grad_rms", "output-gradient norm per element", weighted, True),
+              ("update_ratio", "update-to-weight ratio per step", weighted, True)]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    cmap = plt.get_cmap("viridis")
+    for ax, (stat, label, names, log) in zip(axes.flat, panels):
+        drawn = False
+        for i, name in enumerate(names):
+            steps, values = _series(history, name, stat)
+            values = [v for v in values]
+            if log:
+                pairs = [(s, v) for s, v in zip(steps, values) if v > 0 and math.isfinite(v)]
+                steps, values = [p[0] for p in pairs], [p[1] for p in pairs]
+            if not steps:
+                continue
+            color = cmap(i / max(len(names) - 1, 1))
+            ax.plot(steps, values, ".-", color=color, label=f"{name} ({kinds[name]})")
+            drawn = True
+        if stat == "update_ratio":
+            ax.axhline(1e-3, color="grey", linestyle="--", linewidth=1, label="1e-3 rule of thumb")
+        if log and drawn:
+            ax.set_yscale("log")
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        if drawn and len(names) <= 12:
+            ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_histograms(activations: dict, path: str, title: str = "", bins: int = 60) -> None:
+    """activations: {layer label: NumPy array of its outputs}; one histogram panel per layer."""
+    plt = _pyplot()
+    n = max(len(activations), 1)
+    cols = min(4, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    for ax, (label, values) in zip(axes.flat, activations.items()):
+        values = np.asarray(values, dtype=np.float64).ravel()
+        values = values[np.isfinite(values)]
+        zero = float(np.mean(values == 0)) if values.size else 0.0
+        nonzero = values[values != 0] if zero > 0.2 else values  # a ReLU's spike at 0 hides the rest
+        if nonzero.size:
+            ax.hist(nonzero, bins=bins, color="tab:blue", alpha=0.8)
+        std = float(values.std()) if values.size else 0.0
+        note = f"std {std:.3g}" + (f", {zero:.0%} zeros (not drawn)" if zero > 0.2 else "")
+        ax.set_title(f"{label}\n{note}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(activations):]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_ablation(rows: list, path: str, title: str = "") -> None:
+    """rows: the ablation table (dicts with model, setting, mean_error, std_error, errors)."""
+    plt = _pyplot()
+    labels = [f"{r['model']}: {r['setting']}" for r in rows]
+    means = [100 * r["mean_error"] for r in rows]
+    stds = [100 * r["std_error"] for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 1.5))
+    y = np.arange(len(rows))
+    ax.barh(y, means, xerr=stds, color="tab:blue", alpha=0.7, capsize=3)
+    for i, r in enumerate(rows):
+        ax.plot([100 * e for e in r["errors"]], [i] * len(r["errors"]), "k.", markersize=4)
+    ax.set_yticks(y)
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("test top-1 error (%) -- bar: mean, whisker: std over seeds, dots: seeds")
+    ax.grid(axis="x", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    _save(fig, path)
