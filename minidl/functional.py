@@ -52,3 +52,176 @@ def cross_entropy(logits: Tensor, target) -> Tensor:
     if backend.device_of(target) != logits.device:
         target = backend.to_device(target, logits.device)
     return loss.CrossEntropy.apply(logits, as_tensor(target, like=logits))
+
+
+# ------------------------------------------------------------- pooling, LRN
+def _pool_pair(name: str, arg: str, value, minimum: int) -> tuple:
+    """An int or a pair of ints (PyTorch's kernel_size/stride/padding) as a checked (h, w) tuple."""
+    import numbers  # noqa: PLC0415
+    pair = (value, value) if isinstance(value, numbers.Integral) else value
+    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
+            or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in pair)):
+        raise TypeError(f"{name}: {arg} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{name}: {arg} must be >= {minimum}, got {tuple(pair)}")
+    return int(pair[0]), int(pair[1])
+
+
+def _check_float_input(name: str, x, ndim: str) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name}: input must be a Tensor, got {type(x).__name__}")
+    if ndim == "4" and x.ndim != 4:
+        raise ValueError(f"{name}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
+    if ndim == "3+" and x.ndim < 3:
+        raise ValueError(f"{name}: expected an input of 3 or more dims (N, C, ...), got shape {x.shape}")
+    if x.dtype.name not in ("float32", "float64"):
+        raise TypeError(f"{name}: input has dtype {x.dtype} (shape {x.shape}); supported: float32, float64")
+
+
+def _pool_settings(name: str, kernel_size, stride, padding) -> tuple:
+    """Checked (kernel, stride, padding) pairs; stride None means stride = kernel_size."""
+    kernel = _pool_pair(name, "kernel_size", kernel_size, 1)
+    stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and not stride) \
+        else _pool_pair(name, "stride", stride, 1)
+    padding = _pool_pair(name, "padding", padding, 0)
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(f"{name}: padding {padding} must be at most half of kernel_size {kernel} "
+                         f"(padding <= kernel_size // 2, as PyTorch requires)")
+    return kernel, stride, padding
+
+
+def _pool_args(name: str, x, kernel_size, stride, padding) -> tuple:
+    _check_float_input(name, x, "4")
+    kernel, stride, padding = _pool_settings(name, kernel_size, stride, padding)
+    padded = (x.shape[2] + 2 * padding[0], x.shape[3] + 2 * padding[1])
+    if padded[0] < kernel[0] or padded[1] < kernel[1]:
+        raise ValueError(f"{name}: kernel_size {kernel} is larger than the padded input {padded} "
+                         f"(input shape {x.shape}, padding {padding}): the output would be empty")
+    return kernel, stride, padding
+
+
+def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
+    """As torch.nn.functional.max_pool2d (floor mode, no dilation) on NCHW input; padding counts as -inf.
+
+    Overlapping when stride < kernel_size (AlexNet's 3/2).  On ties the gradient goes to the first
+    maximum in row-major window order, as PyTorch's CPU kernel does.
+    """
+    from .ops import pool as _pool  # noqa: PLC0415
+    kernel, stride, padding = _pool_args("max_pool2d", x, kernel_size, stride, padding)
+    return _pool.MaxPool2d.apply(x, kernel_size=kernel, stride=stride, padding=padding)
+
+
+def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
+    """As torch.nn.functional.avg_pool2d with its defaults (count_include_pad=True, ceil_mode=False)."""
+    from .ops import pool as _pool  # noqa: PLC0415
+    kernel, stride, padding = _pool_args("avg_pool2d", x, kernel_size, stride, padding)
+    return _pool.AvgPool2d.apply(x, kernel_size=kernel, stride=stride, padding=padding)
+
+
+def _adaptive_output_size(name: str, x, output_size) -> tuple:
+    """int, or a pair whose entries are ints or None (None keeps that input dim), checked >= 1."""
+    import numbers  # noqa: PLC0415
+    pair = (output_size, output_size) if isinstance(output_size, numbers.Integral) else output_size
+    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
+            or not all(v is None or (isinstance(v, numbers.Integral) and not isinstance(v, bool)) for v in pair)):
+        raise TypeError(f"{name}: output_size must be an int or a pair of ints (or None), got {output_size!r}")
+    pair = tuple(int(x.shape[2 + i]) if v is None else int(v) for i, v in enumerate(pair))
+    if min(pair) < 1:
+        raise ValueError(f"{name}: output_size must be >= 1, got {pair} (input shape {x.shape})")
+    return pair
+
+
+def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
+    """As torch.nn.functional.adaptive_avg_pool2d: output bin i averages input rows
+    floor(i*H/out) .. ceil((i+1)*H/out) - 1 (likewise columns)."""
+    from .ops import pool as _pool  # noqa: PLC0415
+    _check_float_input("adaptive_avg_pool2d", x, "4")
+    size = _adaptive_output_size("adaptive_avg_pool2d", x, output_size)
+    return _pool.AdaptiveAvgPool2d.apply(x, output_size=size)
+
+
+def local_response_norm(x: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> Tensor:
+    """As torch.nn.functional.local_response_norm, across channels (dim 1) of an (N, C, ...) input:
+
+        b_c = a_c / (k + alpha/size * sum_{c'=c-size//2}^{c+(size-1)//2} a_{c'}^2)^beta
+
+    with channels outside [0, C) counting as zero.  The paper (and TensorFlow) do not divide alpha
+    by size: the paper's k=2, n=5, alpha=1e-4, beta=0.75 is local_response_norm(x, 5, 5e-4, 0.75, 2.0).
+    """
+    import numbers  # noqa: PLC0415
+    from .ops import lrn as _lrn  # noqa: PLC0415
+    if not isinstance(size, numbers.Integral) or isinstance(size, bool):
+        raise TypeError(f"local_response_norm: size must be an int, got {size!r}")
+    if size < 1:
+        raise ValueError(f"local_response_norm: size must be >= 1, got {size}")
+    for arg, value in (("alpha", alpha), ("beta", beta), ("k", k)):
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+            raise TypeError(f"local_response_norm: {arg} must be a number, got {value!r}")
+    _check_float_input("local_response_norm", x, "3+")
+    return _lrn.LocalResponseNorm.apply(x, size=int(size), alpha=float(alpha), beta=float(beta), k=float(k))
+
+
+# ------------------------------------------------------- dropout, batch norm
+def _check_float(name: str, x: Tensor) -> None:
+    if x.dtype.kind != "f":
+        raise TypeError(f"{name}: input must be a floating-point tensor, got dtype {x.dtype} (shape {x.shape})")
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True, mode: str = "inverted", inplace: bool = False) -> Tensor:
+    """Zero each element with probability p, from a seeded counter-based mask (md.manual_seed).
+
+    mode="inverted" (PyTorch): kept elements are scaled by 1/(1-p) when training; identity otherwise.
+    mode="paper" (Krizhevsky et al. 2012): no scaling when training; multiply by (1-p) otherwise.
+    The two agree in expectation (docs/kernels/dropout.md).  ``inplace`` is accepted for PyTorch
+    compatibility; the result is always a new tensor.
+    """
+    from . import random as _random  # noqa: PLC0415
+    from .ops import dropout as _dropout  # noqa: PLC0415
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+        raise ValueError(f"dropout: p must be a probability in [0, 1], got {p!r}")
+    if mode not in ("inverted", "paper"):
+        raise ValueError(f"dropout: mode must be 'inverted' or 'paper', got {mode!r}")
+    _check_float("dropout", x)
+    if not training:
+        return x if mode == "inverted" or p == 0 else x * (1.0 - p)
+    if p == 0:
+        return x
+    scale = 1.0 if mode == "paper" else (0.0 if p == 1 else 1.0 / (1.0 - p))
+    return _dropout.Dropout.apply(x, p=float(p), scale=scale, key=_random.dropout_key())
+
+
+def batch_norm(x: Tensor, running_mean, running_var, weight: Tensor | None = None, bias: Tensor | None = None,
+               training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """As torch.nn.functional.batch_norm, for x of shape (N, C) or (N, C, *spatial).
+
+    running_mean/running_var: raw arrays of shape (C,) (or None when training), updated in place
+    when training: r = (1 - momentum) r + momentum * batch_stat, with the unbiased batch variance.
+    """
+    from .ops import batchnorm as _bn  # noqa: PLC0415
+    _check_float("batch_norm", x)
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm: input must be (N, C) or (N, C, *spatial), got shape {x.shape}")
+    channels = x.shape[1]
+    running_mean = running_mean.data if isinstance(running_mean, Tensor) else running_mean
+    running_var = running_var.data if isinstance(running_var, Tensor) else running_var
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("batch_norm: give both running_mean and running_var, or neither")
+    if running_mean is None and not training:
+        raise ValueError("batch_norm: running_mean and running_var are needed when training=False")
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != (channels,):
+            raise ValueError(f"batch_norm: {name} has shape {tuple(t.shape)} but the input of shape {x.shape} "
+                             f"has {channels} channels (expected ({channels},))")
+        if t is not None and t.dtype.kind != "f":
+            raise TypeError(f"batch_norm: {name} must be floating-point, got dtype {t.dtype}")
+    if training and x.size // channels < 2:
+        raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
+                         f"got input of shape {x.shape}")
+    if running_mean is not None and backend.device_of(running_mean) != x.device:
+        raise ValueError(f"batch_norm: running statistics are on {backend.device_of(running_mean)} "
+                         f"but the input is on {x.device}")
+    xp = backend.get_array_module(x.data)
+    weight = weight if weight is not None else xp.ones(channels, dtype=x.dtype)
+    bias = bias if bias is not None else xp.zeros(channels, dtype=x.dtype)
+    return _bn.BatchNorm.apply(x, weight, bias, running_mean=running_mean, running_var=running_var,
+                               training=bool(training), momentum=momentum, eps=eps)

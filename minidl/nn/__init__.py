@@ -2,3 +2,7 @@
 from . import init
 from .layers import Flatten, Identity, Linear, ReLU, Sequential
 from .module import Module, Parameter
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .lrn import LocalResponseNorm
+from .dropout import Dropout
+from .normalization import BatchNorm1d, BatchNorm2d

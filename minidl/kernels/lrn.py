@@ -1,0 +1,178 @@
+"""Local response normalisation (LRN) across channels, forward and backward.
+
+Layout: x is (N, C, ...) (NCHW for images; the trailing dims are flattened to
+M = H*W), float32 or float64.  With n = ``size``, lo = n // 2, hi = (n - 1) // 2
+(PyTorch's formula, torch.nn.functional.local_response_norm):
+
+    s[c] = k + alpha/n * sum_{c' = c-lo}^{c+hi} a[c']^2     (channels outside [0, C) count as 0)
+    b[c] = a[c] * s[c]^(-beta)
+
+The forward returns (b, p, q) with p = s^(-beta) and q = s^(-beta-1) = p / s,
+which is what the backward needs (see docs/kernels/lrn.md for the derivation):
+
+    dL/da[c] = g[c] * p[c] - (2 alpha beta / n) * a[c] * sum_{c' = c-hi}^{c+lo} g[c'] a[c'] q[c']
+
+(the second sum runs over the channels c' whose window contains c: the
+window reflected, so for even n the two sides swap).
+
+Versions: ``_reference`` (plain NumPy loops over channels, the backward written
+in "scatter" form, one window at a time), ``_numba`` (the CPU default: one pass
+over the channels with a running window sum, prange over (n, block of M)),
+``_cupy`` (array-generic: the window sum as n shifted slices of a zero-padded
+array, run by the tests with NumPy) and the dispatchers ``lrn_forward`` /
+``lrn_backward``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .. import backend
+
+BLOCK = 512  # positions (of M = H*W) per Numba work item: the running sums stay in L1
+
+
+def _flat(a):
+    return a.reshape(a.shape[0], a.shape[1], -1)
+
+
+# ====================================================================== reference
+def lrn_forward_reference(x, size, alpha, beta, k):
+    C = x.shape[1]
+    lo, hi = size // 2, (size - 1) // 2
+    s = np.empty_like(x)
+    for c in range(C):
+        window = x[:, max(0, c - lo):min(C, c + hi + 1)]
+        s[:, c] = k + alpha / size * (window * window).sum(axis=1)
+    p = s ** -beta
+    return x * p, p, p / s
+
+
+def lrn_backward_reference(x, g, p, q, size, alpha, beta):
+    C = x.shape[1]
+    lo, hi = size // 2, (size - 1) // 2
+    gx = g * p                                   # the direct path: b[c] = a[c] * p[c]
+    t = g * x * q                                # g[c'] * a[c'] * s[c']^(-beta-1)
+    for c in range(C):                           # scatter: window c' sends its share to every c in it
+        lo_c, hi_c = max(0, c - lo), min(C, c + hi + 1)
+        gx[:, lo_c:hi_c] -= (2 * alpha * beta / size) * x[:, lo_c:hi_c] * t[:, c:c + 1]
+    return gx
+
+
+# ========================================================================== numba
+@njit(parallel=True, cache=True)
+def _lrn_forward_nb(x, size, coef, negbeta, k):
+    N, C, M = x.shape
+    lo, hi = size // 2, (size - 1) // 2
+    y = np.empty_like(x)
+    p = np.empty_like(x)
+    q = np.empty_like(x)
+    nblk = (M + BLOCK - 1) // BLOCK
+    zero = x.dtype.type(0.0)
+    for task in prange(N * nblk):
+        n = task // nblk
+        m0 = (task % nblk) * BLOCK
+        m1 = min(m0 + BLOCK, M)
+        acc = np.zeros(m1 - m0, dtype=x.dtype)      # sum of a^2 over the current window
+        for c in range(min(hi, C)):                  # channels 0..hi-1: the part of c=0's window ahead
+            for m in range(m0, m1):
+                v = x[n, c, m]
+                acc[m - m0] += v * v
+        for c in range(C):
+            if c + hi < C:                           # channel entering the window [c-lo, c+hi]
+                for m in range(m0, m1):
+                    v = x[n, c + hi, m]
+                    acc[m - m0] += v * v
+            if c - lo - 1 >= 0:                      # channel leaving it
+                for m in range(m0, m1):
+                    v = x[n, c - lo - 1, m]
+                    acc[m - m0] -= v * v
+            for m in range(m0, m1):
+                s = k + coef * max(acc[m - m0], zero)   # max: a running sum can round just below 0
+                ps = s ** negbeta
+                p[n, c, m] = ps
+                q[n, c, m] = ps / s
+                y[n, c, m] = x[n, c, m] * ps
+    return y, p, q
+
+
+@njit(parallel=True, cache=True)
+def _lrn_backward_nb(x, g, p, q, size, coef2):
+    N, C, M = x.shape
+    lo, hi = size // 2, (size - 1) // 2
+    gx = np.empty_like(x)
+    nblk = (M + BLOCK - 1) // BLOCK
+    for task in prange(N * nblk):
+        n = task // nblk
+        m0 = (task % nblk) * BLOCK
+        m1 = min(m0 + BLOCK, M)
+        acc = np.zeros(m1 - m0, dtype=x.dtype)      # sum of t = g*a*q over the reflected window [c-hi, c+lo]
+        for c in range(min(lo, C)):
+            for m in range(m0, m1):
+                acc[m - m0] += g[n, c, m] * x[n, c, m] * q[n, c, m]
+        for c in range(C):
+            if c + lo < C:
+                e = c + lo
+                for m in range(m0, m1):
+                    acc[m - m0] += g[n, e, m] * x[n, e, m] * q[n, e, m]
+            if c - hi - 1 >= 0:
+                d = c - hi - 1
+                for m in range(m0, m1):
+                    acc[m - m0] -= g[n, d, m] * x[n, d, m] * q[n, d, m]
+            for m in range(m0, m1):
+                gx[n, c, m] = g[n, c, m] * p[n, c, m] - coef2 * x[n, c, m] * acc[m - m0]
+    return gx
+
+
+def lrn_forward_numba(x, size, alpha, beta, k):
+    t = x.dtype.type
+    y, p, q = _lrn_forward_nb(np.ascontiguousarray(_flat(x)), size, t(alpha / size), t(-beta), t(k))
+    return y.reshape(x.shape), p.reshape(x.shape), q.reshape(x.shape)
+
+
+def lrn_backward_numba(x, g, p, q, size, alpha, beta):
+    arrays = [np.ascontiguousarray(_flat(a)) for a in (x, g, p, q)]
+    return _lrn_backward_nb(*arrays, size, x.dtype.type(2 * alpha * beta / size)).reshape(x.shape)
+
+
+# =========================================================================== cupy
+def _window_sum(xp, a, before, after):
+    """out[:, c] = sum of a[:, c-before .. c+after] (zeros outside [0, C)), as shifted slices."""
+    C = a.shape[1]
+    padded = xp.zeros((a.shape[0], C + before + after) + a.shape[2:], dtype=a.dtype)
+    padded[:, before:before + C] = a
+    out = padded[:, 0:C].copy()
+    for i in range(1, before + after + 1):
+        out += padded[:, i:i + C]
+    return out
+
+
+def lrn_forward_cupy(x, size, alpha, beta, k):
+    """Array-generic: the window sum of squares as ``size`` shifted adds, then elementwise maths."""
+    xp = backend.get_array_module(x)
+    t = x.dtype.type
+    s = t(k) + t(alpha / size) * _window_sum(xp, x * x, size // 2, (size - 1) // 2)
+    p = s ** t(-beta)
+    return x * p, p, p / s
+
+
+def lrn_backward_cupy(x, g, p, q, size, alpha, beta):
+    xp = backend.get_array_module(x)
+    t = x.dtype.type
+    reflected = _window_sum(xp, g * x * q, (size - 1) // 2, size // 2)
+    return g * p - t(2 * alpha * beta / size) * x * reflected
+
+
+# ==================================================================== dispatchers
+def lrn_forward(x, size, alpha, beta, k):
+    """(b, p, q): the normalised output, s^(-beta) and s^(-beta-1)."""
+    if backend.is_gpu_array(x):
+        return lrn_forward_cupy(x, size, alpha, beta, k)
+    return lrn_forward_numba(x, size, alpha, beta, k)
+
+
+def lrn_backward(x, g, p, q, size, alpha, beta):
+    """dL/da from the input a, the upstream gradient g and the forward's p, q."""
+    if backend.is_gpu_array(x):
+        return lrn_backward_cupy(x, g, p, q, size, alpha, beta)
+    return lrn_backward_numba(x, g, p, q, size, alpha, beta)

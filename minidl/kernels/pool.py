@@ -1,0 +1,420 @@
+"""Pooling kernels: max_pool2d, avg_pool2d and adaptive_avg_pool2d, forward and backward.
+
+Layout: NCHW.  x is (N, C, H, W), float32 or float64; every output plane (n, c)
+depends only on the input plane (n, c).  ``kernel_size``, ``stride`` and
+``padding`` are (height, width) pairs of ints, already checked by the caller
+(minidl/functional.py): output size Ho = (H + 2*ph - kh) // sh + 1 (floor
+mode, PyTorch's ``ceil_mode=False``), likewise Wo.
+
+max_pool2d
+    y[n, c, i, j] = max over the window rows i*sh - ph .. +kh-1, cols j*sw - pw .. +kw-1,
+    where padded positions count as -inf (so they never win).  The forward also
+    returns ``idx`` (int32, y's shape): the flat index h*W + w, within the input
+    plane, of the winning element; on ties the FIRST maximum in row-major window
+    order wins (PyTorch's CPU rule; NumPy's argmax does the same).  The backward
+    routes each g[n, c, i, j] to x[n, c].flat[idx[n, c, i, j]] (added, since
+    overlapping windows can pick the same element).
+avg_pool2d
+    y = sum over the window / (kh*kw): padded positions count as zeros and are
+    counted in the divisor (PyTorch's ``count_include_pad=True``).  Backward:
+    each g spreads g / (kh*kw) over its window.
+adaptive_avg_pool2d
+    output (Ho, Wo) given; output row i averages input rows
+    floor(i*H/Ho) .. ceil((i+1)*H/Ho) - 1 (PyTorch's bins), columns likewise.
+    The divisor is (rows in bin) * (cols in bin), so the operation is separable:
+    y = A_h x A_w^T with A_h[i, h] = 1/len(bin i) for h in bin i.
+
+Each operation has a ``_reference`` (plain NumPy, the ground truth), a ``_numba``
+(CPU default: prange over the N*C planes) and a ``_cupy`` version (array-generic
+code against ``xp``, so tests run it with NumPy too), and a dispatcher.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .. import backend
+
+
+def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Floor-mode output length of a pooling window sliding over ``size`` (+ padding)."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def adaptive_bins(size: int, out: int):
+    """PyTorch's adaptive-pool bins: (starts, ends), bin i = [floor(i*size/out), ceil((i+1)*size/out))."""
+    starts = [(i * size) // out for i in range(out)]
+    ends = [-((-(i + 1) * size) // out) for i in range(out)]
+    return starts, ends
+
+
+# ===================================================================== max_pool2d
+def max_pool2d_forward_reference(x, kernel_size, stride, padding):
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    N, C, H, W = x.shape
+    Ho, Wo = output_size(H, kh, sh, ph), output_size(W, kw, sw, pw)
+    xpad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+    win = np.lib.stride_tricks.sliding_window_view(xpad, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :Ho, :Wo]
+    win = win.reshape(N, C, Ho, Wo, kh * kw)
+    k = win.argmax(axis=-1)                      # first maximum in row-major window order
+    y = np.take_along_axis(win, k[..., None], axis=-1)[..., 0]
+    rows = np.arange(Ho)[:, None] * sh - ph + k // kw
+    cols = np.arange(Wo)[None, :] * sw - pw + k % kw
+    return y.copy(), (rows * W + cols).astype(np.int32)
+
+
+def max_pool2d_backward_reference(g, idx, input_hw):
+    H, W = input_hw
+    N, C = g.shape[:2]
+    gx = np.zeros((N * C, H * W), dtype=g.dtype)
+    planes = np.repeat(np.arange(N * C), g.shape[2] * g.shape[3])
+    np.add.at(gx, (planes, idx.reshape(-1)), g.reshape(-1))
+    return gx.reshape(N, C, H, W)
+
+
+@njit(parallel=True, cache=True)
+def _max_pool2d_forward_nb(x, kh, kw, sh, sw, ph, pw, Ho, Wo):
+    N, C, H, W = x.shape
+    y = np.empty((N, C, Ho, Wo), dtype=x.dtype)
+    idx = np.empty((N, C, Ho, Wo), dtype=np.int32)
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        plane, yp, ip = x[n, c], y[n, c], idx[n, c]
+        for i in range(Ho):
+            h0 = i * sh - ph
+            hs, he = max(h0, 0), min(h0 + kh, H)
+            for j in range(Wo):
+                w0 = j * sw - pw
+                ws, we = max(w0, 0), min(w0 + kw, W)
+                best = plane[hs, ws]
+                where = hs * W + ws
+                for h in range(hs, he):
+                    for w in range(ws, we):
+                        v = plane[h, w]
+                        if v > best or (v != v and best == best):  # strict: ties keep the first; NaN wins
+                            best = v
+                            where = h * W + w
+                yp[i, j] = best
+                ip[i, j] = where
+    return y, idx
+
+
+@njit(parallel=True, cache=True)
+def _max_pool2d_backward_nb(g, idx, H, W):
+    N, C, Ho, Wo = g.shape
+    gx = np.empty((N, C, H * W), dtype=g.dtype)
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        out, gp, ip = gx[n, c], g[n, c], idx[n, c]
+        out[:] = 0
+        for i in range(Ho):
+            for j in range(Wo):
+                out[ip[i, j]] += gp[i, j]
+    return gx.reshape(N, C, H, W)
+
+
+def max_pool2d_forward_numba(x, kernel_size, stride, padding):
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    H, W = x.shape[2:]
+    return _max_pool2d_forward_nb(np.ascontiguousarray(x), kh, kw, sh, sw, ph, pw,
+                                  output_size(H, kh, sh, ph), output_size(W, kw, sw, pw))
+
+
+def max_pool2d_backward_numba(g, idx, input_hw):
+    return _max_pool2d_backward_nb(np.ascontiguousarray(g), np.ascontiguousarray(idx), *input_hw)
+
+
+def _window_views(a, kernel_size, stride, out_hw):
+    """For each window offset (r, s): the strided view a[:, :, r::sh, s::sw] cut to (Ho, Wo)."""
+    (kh, kw), (sh, sw), (Ho, Wo) = kernel_size, stride, out_hw
+    for r in range(kh):
+        for s in range(kw):
+            yield r, s, a[:, :, r:r + sh * (Ho - 1) + 1:sh, s:s + sw * (Wo - 1) + 1:sw]
+
+
+def _pad(xp, x, padding, value):
+    (ph, pw) = padding
+    N, C, H, W = x.shape
+    out = xp.full((N, C, H + 2 * ph, W + 2 * pw), value, dtype=x.dtype)
+    out[:, :, ph:ph + H, pw:pw + W] = x
+    return out
+
+
+def max_pool2d_forward_cupy(x, kernel_size, stride, padding):
+    """Array-generic: kh*kw strided views of the padded input, a running max and its offset."""
+    xp = backend.get_array_module(x)
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    N, C, H, W = x.shape
+    Ho, Wo = output_size(H, kh, sh, ph), output_size(W, kw, sw, pw)
+    xpad = _pad(xp, x, padding, -xp.inf)
+    y = k = None
+    for r, s, view in _window_views(xpad, kernel_size, stride, (Ho, Wo)):
+        if y is None:
+            y, k = view.copy(), xp.zeros(view.shape, dtype=np.int32)
+            continue
+        better = (view > y) | (xp.isnan(view) & ~xp.isnan(y))   # strict: ties keep the first
+        y = xp.where(better, view, y)
+        k = xp.where(better, np.int32(r * kw + s), k)
+    rows = xp.arange(Ho, dtype=np.int32)[:, None] * sh - ph + k // kw
+    cols = xp.arange(Wo, dtype=np.int32)[None, :] * sw - pw + k % kw
+    return y, (rows * W + cols).astype(np.int32)
+
+
+def max_pool2d_backward_cupy(g, idx, input_hw, kernel_size, stride, padding):
+    """Array-generic: for each window offset (r, s), add the gradients whose winner sits there.
+
+    Within one offset the strided view hits distinct input positions, so plain
+    ``+=`` is race-free and deterministic (no atomics)."""
+    xp = backend.get_array_module(g)
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    H, W = input_hw
+    N, C, Ho, Wo = g.shape
+    rows = idx // W - (xp.arange(Ho, dtype=np.int32)[:, None] * sh - ph)   # offset of the winner in its window
+    cols = idx % W - (xp.arange(Wo, dtype=np.int32)[None, :] * sw - pw)
+    k = rows * kw + cols
+    gpad = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=g.dtype)
+    zero = g.dtype.type(0)
+    for r, s, view in _window_views(gpad, kernel_size, stride, (Ho, Wo)):
+        view += xp.where(k == r * kw + s, g, zero)
+    return gpad[:, :, ph:ph + H, pw:pw + W].copy()
+
+
+def max_pool2d_forward(x, kernel_size, stride, padding):
+    """(y, idx): the max of each window and the int32 flat in-plane index of the (first) maximum."""
+    if backend.is_gpu_array(x):
+        return max_pool2d_forward_cupy(x, kernel_size, stride, padding)
+    return max_pool2d_forward_numba(x, kernel_size, stride, padding)
+
+
+def max_pool2d_backward(g, idx, input_hw, kernel_size, stride, padding):
+    """dL/dx: each g[n, c, i, j] added at x[n, c].flat[idx[n, c, i, j]]."""
+    if backend.is_gpu_array(g):
+        return max_pool2d_backward_cupy(g, idx, input_hw, kernel_size, stride, padding)
+    return max_pool2d_backward_numba(g, idx, input_hw)
+
+
+# ===================================================================== avg_pool2d
+def avg_pool2d_forward_reference(x, kernel_size, stride, padding):
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    N, C, H, W = x.shape
+    Ho, Wo = output_size(H, kh, sh, ph), output_size(W, kw, sw, pw)
+    xpad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    y = np.empty((N, C, Ho, Wo), dtype=x.dtype)
+    for i in range(Ho):
+        for j in range(Wo):
+            y[:, :, i, j] = xpad[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw].sum(axis=(2, 3)) / (kh * kw)
+    return y
+
+
+def avg_pool2d_backward_reference(g, input_hw, kernel_size, stride, padding):
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    H, W = input_hw
+    N, C, Ho, Wo = g.shape
+    gpad = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=g.dtype)
+    for i in range(Ho):
+        for j in range(Wo):
+            gpad[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw] += (g[:, :, i, j] / (kh * kw))[:, :, None, None]
+    return gpad[:, :, ph:ph + H, pw:pw + W].copy()
+
+
+@njit(parallel=True, cache=True)
+def _avg_pool2d_forward_nb(x, kh, kw, sh, sw, ph, pw, Ho, Wo):
+    N, C, H, W = x.shape
+    y = np.empty((N, C, Ho, Wo), dtype=x.dtype)
+    inv = x.dtype.type(1.0) / x.dtype.type(kh * kw)
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        plane, yp = x[n, c], y[n, c]
+        for i in range(Ho):
+            h0 = i * sh - ph
+            hs, he = max(h0, 0), min(h0 + kh, H)
+            for j in range(Wo):
+                w0 = j * sw - pw
+                ws, we = max(w0, 0), min(w0 + kw, W)
+                acc = x.dtype.type(0.0)
+                for h in range(hs, he):
+                    for w in range(ws, we):
+                        acc += plane[h, w]
+                yp[i, j] = acc * inv
+    return y
+
+
+@njit(parallel=True, cache=True)
+def _avg_pool2d_backward_nb(g, H, W, kh, kw, sh, sw, ph, pw):
+    N, C, Ho, Wo = g.shape
+    gx = np.empty((N, C, H, W), dtype=g.dtype)
+    inv = g.dtype.type(1.0) / g.dtype.type(kh * kw)
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        out, gp = gx[n, c], g[n, c]
+        out[:, :] = 0
+        for i in range(Ho):
+            h0 = i * sh - ph
+            hs, he = max(h0, 0), min(h0 + kh, H)
+            for j in range(Wo):
+                w0 = j * sw - pw
+                ws, we = max(w0, 0), min(w0 + kw, W)
+                v = gp[i, j] * inv
+                for h in range(hs, he):
+                    for w in range(ws, we):
+                        out[h, w] += v
+    return gx
+
+
+def avg_pool2d_forward_numba(x, kernel_size, stride, padding):
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    H, W = x.shape[2:]
+    return _avg_pool2d_forward_nb(np.ascontiguousarray(x), kh, kw, sh, sw, ph, pw,
+                                  output_size(H, kh, sh, ph), output_size(W, kw, sw, pw))
+
+
+def avg_pool2d_backward_numba(g, input_hw, kernel_size, stride, padding):
+    return _avg_pool2d_backward_nb(np.ascontiguousarray(g), *input_hw, *kernel_size, *stride, *padding)
+
+
+def avg_pool2d_forward_cupy(x, kernel_size, stride, padding):
+    """Array-generic: the sum of kh*kw strided views of the zero-padded input, / (kh*kw)."""
+    xp = backend.get_array_module(x)
+    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    H, W = x.shape[2:]
+    Ho, Wo = output_size(H, kh, sh, ph), output_size(W, kw, sw, pw)
+    y = xp.zeros(x.shape[:2] + (Ho, Wo), dtype=x.dtype)
+    for _, _, view in _window_views(_pad(xp, x, padding, 0), kernel_size, stride, (Ho, Wo)):
+        y += view
+    return y / x.dtype.type(kh * kw)
+
+
+def avg_pool2d_backward_cupy(g, input_hw, kernel_size, stride, padding):
+    """Array-generic: g / (kh*kw) added through each of the kh*kw strided views (race-free)."""
+    xp = backend.get_array_module(g)
+    (kh, kw), (ph, pw) = kernel_size, padding
+    H, W = input_hw
+    N, C, Ho, Wo = g.shape
+    share = g / g.dtype.type(kh * kw)
+    gpad = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=g.dtype)
+    for _, _, view in _window_views(gpad, kernel_size, stride, (Ho, Wo)):
+        view += share
+    return gpad[:, :, ph:ph + H, pw:pw + W].copy()
+
+
+def avg_pool2d_forward(x, kernel_size, stride, padding):
+    if backend.is_gpu_array(x):
+        return avg_pool2d_forward_cupy(x, kernel_size, stride, padding)
+    return avg_pool2d_forward_numba(x, kernel_size, stride, padding)
+
+
+def avg_pool2d_backward(g, input_hw, kernel_size, stride, padding):
+    if backend.is_gpu_array(g):
+        return avg_pool2d_backward_cupy(g, input_hw, kernel_size, stride, padding)
+    return avg_pool2d_backward_numba(g, input_hw, kernel_size, stride, padding)
+
+
+# ============================================================ adaptive_avg_pool2d
+def adaptive_avg_pool2d_forward_reference(x, output_hw):
+    Ho, Wo = output_hw
+    H, W = x.shape[2:]
+    (hs, he), (ws, we) = adaptive_bins(H, Ho), adaptive_bins(W, Wo)
+    y = np.empty(x.shape[:2] + (Ho, Wo), dtype=x.dtype)
+    for i in range(Ho):
+        for j in range(Wo):
+            y[:, :, i, j] = x[:, :, hs[i]:he[i], ws[j]:we[j]].mean(axis=(2, 3))
+    return y
+
+
+def adaptive_avg_pool2d_backward_reference(g, input_hw):
+    H, W = input_hw
+    Ho, Wo = g.shape[2:]
+    (hs, he), (ws, we) = adaptive_bins(H, Ho), adaptive_bins(W, Wo)
+    gx = np.zeros(g.shape[:2] + (H, W), dtype=g.dtype)
+    for i in range(Ho):
+        for j in range(Wo):
+            count = (he[i] - hs[i]) * (we[j] - ws[j])
+            gx[:, :, hs[i]:he[i], ws[j]:we[j]] += (g[:, :, i, j] / count)[:, :, None, None]
+    return gx
+
+
+@njit(parallel=True, cache=True)
+def _adaptive_avg_pool2d_forward_nb(x, hs, he, ws, we):
+    N, C, H, W = x.shape
+    Ho, Wo = hs.size, ws.size
+    y = np.empty((N, C, Ho, Wo), dtype=x.dtype)
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        plane, yp = x[n, c], y[n, c]
+        for i in range(Ho):
+            for j in range(Wo):
+                acc = x.dtype.type(0.0)
+                for h in range(hs[i], he[i]):
+                    for w in range(ws[j], we[j]):
+                        acc += plane[h, w]
+                yp[i, j] = acc / x.dtype.type((he[i] - hs[i]) * (we[j] - ws[j]))
+    return y
+
+
+@njit(parallel=True, cache=True)
+def _adaptive_avg_pool2d_backward_nb(g, H, W, hs, he, ws, we):
+    N, C, Ho, Wo = g.shape
+    gx = np.empty((N, C, H, W), dtype=g.dtype)
+    for p in prange(N * C):
+        n, c = p // C, p % C
+        out, gp = gx[n, c], g[n, c]
+        out[:, :] = 0
+        for i in range(Ho):
+            for j in range(Wo):
+                v = gp[i, j] / g.dtype.type((he[i] - hs[i]) * (we[j] - ws[j]))
+                for h in range(hs[i], he[i]):
+                    for w in range(ws[j], we[j]):
+                        out[h, w] += v
+    return gx
+
+
+def _bins_arrays(H, W, Ho, Wo):
+    return [np.asarray(b, dtype=np.int64) for b in (*adaptive_bins(H, Ho), *adaptive_bins(W, Wo))]
+
+
+def adaptive_avg_pool2d_forward_numba(x, output_hw):
+    return _adaptive_avg_pool2d_forward_nb(np.ascontiguousarray(x), *_bins_arrays(*x.shape[2:], *output_hw))
+
+
+def adaptive_avg_pool2d_backward_numba(g, input_hw):
+    return _adaptive_avg_pool2d_backward_nb(np.ascontiguousarray(g), *input_hw,
+                                            *_bins_arrays(*input_hw, *g.shape[2:]))
+
+
+def _bin_matrix(xp, size, out, dtype):
+    """A (out, size): A[i, h] = 1/len(bin i) for h in bin i, else 0."""
+    starts, ends = adaptive_bins(size, out)
+    a = np.zeros((out, size), dtype=dtype)
+    for i, (s, e) in enumerate(zip(starts, ends)):
+        a[i, s:e] = 1.0 / (e - s)
+    return xp.asarray(a)
+
+
+def adaptive_avg_pool2d_forward_cupy(x, output_hw):
+    """Array-generic and separable: y = A_h x A_w^T, two batched matrix products."""
+    xp = backend.get_array_module(x)
+    H, W = x.shape[2:]
+    ah, aw = _bin_matrix(xp, H, output_hw[0], x.dtype), _bin_matrix(xp, W, output_hw[1], x.dtype)
+    return xp.ascontiguousarray(ah @ x @ aw.T)
+
+
+def adaptive_avg_pool2d_backward_cupy(g, input_hw):
+    """The transpose: dL/dx = A_h^T g A_w."""
+    xp = backend.get_array_module(g)
+    ah = _bin_matrix(xp, input_hw[0], g.shape[2], g.dtype)
+    aw = _bin_matrix(xp, input_hw[1], g.shape[3], g.dtype)
+    return xp.ascontiguousarray(ah.T @ g @ aw)
+
+
+def adaptive_avg_pool2d_forward(x, output_hw):
+    if backend.is_gpu_array(x):
+        return adaptive_avg_pool2d_forward_cupy(x, output_hw)
+    return adaptive_avg_pool2d_forward_numba(x, output_hw)
+
+
+def adaptive_avg_pool2d_backward(g, input_hw):
+    if backend.is_gpu_array(g):
+        return adaptive_avg_pool2d_backward_cupy(g, input_hw)
+    return adaptive_avg_pool2d_backward_numba(g, input_hw)
+
+
