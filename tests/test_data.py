@@ -411,3 +411,14 @@ def test_image_folder_bad_input(tmp_path):
         D.ImageFolder(tmp_path, size=0)
     with pytest.raises(TypeError, match="size must be an int or a pair"):
         D.ImageFolder(tmp_path, size="big")
+
+
+def test_image_folder_through_the_loader(tmp_path):
+    _folder(tmp_path, sizes=((5, 7), (9, 4), (6, 6)))
+    ds = D.ImageFolder(tmp_path, size=6)
+    batches = list(D.DataLoader(ds, batch_size=2, shuffle=True, prefetch=1).epoch(0))
+    assert [x.shape for x, _ in batches] == [(2, 3, 6, 6), (1, 3, 6, 6)]
+    assert sorted(np.concatenate([y for _, y in batches]).tolist()) == [0, 0, 1]
+    x0, y0 = batches[0]
+    i = int(np.random.default_rng([0, 0, 0]).permutation(3)[0])
+    np.testing.assert_array_equal(x0[0], ds[i][0].astype(np.float32) / np.float32(255))

@@ -99,7 +99,8 @@ class FashionMNIST:
             if all(found):
                 paths = found
                 break
-            looked.append(f"{place} ({'missing directory' if not place.is_dir() else 'lacks ' + ', '.join(s + '[.gz]' for s, f in zip(stems, found) if f is None)})")
+            lacking = ", ".join(s + "[.gz]" for s, f in zip(stems, found) if f is None)
+            looked.append(f"{place} ({'lacks ' + lacking if place.is_dir() else 'missing directory'})")
         if paths is None and download:
             paths, errors = self._download(stems)
             if paths is None:
