@@ -97,8 +97,8 @@ class Resize:
     """Bilinear resize of every image to ``size`` (int: square; (h, w)); as torch's
     ``F.interpolate(x, size, mode="bilinear", align_corners=False)``, without antialiasing.
 
-    Written as out = M_h @ x @ M_w^T with two small interpolation matrices, so the whole batch
-    goes through two batched matrix products."""
+    Written as out = M_h @ x @ M_w^T with two small interpolation matrices, computed for the whole
+    batch as two matrix products (one along W, one along H)."""
 
     def __init__(self, size):
         self.size = _size_pair(size, "Resize")
@@ -113,7 +113,12 @@ class Resize:
         if key not in self._cache:
             self._cache[key] = (_bilinear_matrix(x.shape[2], h, x.dtype), _bilinear_matrix(x.shape[3], w, x.dtype).T)
         mh, mwt = self._cache[key]
-        return np.ascontiguousarray(mh @ x @ mwt)
+        n, c, H, W = x.shape
+        # Two large GEMMs rather than N*C small ones (far faster with a busy multithreaded BLAS):
+        rows = x.reshape(n * c * H, W) @ mwt                                # (N*C*H, w): along W
+        rows = rows.reshape(n * c, H, w).transpose(1, 0, 2).reshape(H, n * c * w)
+        out = (mh @ rows).reshape(h, n * c, w).transpose(1, 0, 2)           # (N*C, h, w): along H
+        return np.ascontiguousarray(out).reshape(n, c, h, w)
 
     def __repr__(self):
         return f"Resize({self.size})"
