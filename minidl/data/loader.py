@@ -122,8 +122,8 @@ class _EpochIterator:
             raise item.error
         return item
 
-    def close(self):
-        """Stop the prefetch thread (if any) and end the iteration."""
+    def close(self, wait: bool = True):
+        """Stop the prefetch thread (if any) and end the iteration; ``wait``: join the thread."""
         self._closed = True
         if self._thread is not None:
             self._stop.set()
@@ -132,7 +132,7 @@ class _EpochIterator:
                     self._queue.get_nowait()
             except queue.Empty:
                 pass
-            if self._thread is not threading.current_thread():
+            if wait and self._thread is not threading.current_thread():
                 self._thread.join(timeout=5.0)
 
     def __enter__(self):
@@ -142,8 +142,8 @@ class _EpochIterator:
         self.close()
 
     def __del__(self):
-        try:
-            self.close()
+        try:   # no join here: a finaliser must not block (the thread sees the stop flag within 50 ms)
+            self.close(wait=False)
         except Exception:  # noqa: BLE001  (never raise from a finaliser)
             pass
 
