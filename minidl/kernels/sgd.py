@@ -1,9 +1,28 @@
 """SGD parameter update, in place: PyTorch's rule and the paper's (see minidl/optim/sgd.py).
 
-Arrays: w (parameter), g (its gradient), state["momentum_buffer"] (same shape),
-created on the first step.  Plain array code, valid for NumPy and CuPy.
+Arrays: w (parameter), g (its gradient), state["momentum_buffer"] (same shape as w), created
+on the first step (PyTorch's rule: v = g on the first step; the paper's: v starts at 0).
+Per element, in this order (every version performs the same float operations in w's dtype,
+so the versions agree bit for bit on the CPU):
+
+    PyTorch's rule:  g' = g + wd * w                       (when wd != 0)
+                     v  = g' (first step)  or  v * mu + (1 - dampening) * g'   (when mu != 0)
+                     d  = g' + mu * v (nesterov)  or  v  (or g' when mu == 0)
+                     w  = w - lr * d
+    the paper's:     v = v * mu;  v = v - (wd * lr) * w;  v = v - lr * g;  w = w + v
+
+- ``sgd_step_reference``: whole-array NumPy/CuPy statements (several passes over memory).
+- ``sgd_step_numba``: ONE parallel pass over the flattened arrays, w and v updated in place (CPU).
+- ``sgd_step_cupy``: a cupy.ElementwiseKernel doing the same one pass on the GPU; its body is
+  mirrored statement by statement by ``sgd_step_xp`` (array-generic), which the tests run.
+- ``sgd_step``: the dispatcher the optimizer calls.
 """
 from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .. import backend
 
 
 def sgd_step_reference(w, g, state, lr, momentum, dampening, weight_decay, nesterov, rule):
@@ -29,4 +48,103 @@ def sgd_step_reference(w, g, state, lr, momentum, dampening, weight_decay, neste
     w -= lr * g
 
 
-sgd_step = sgd_step_reference
+def _setup(w, g, state, lr, momentum, dampening, weight_decay, nesterov, rule):
+    """Shared by the fast versions: the state buffer, the flags and the scalars in w's dtype."""
+    xp = backend.get_array_module(w)
+    t = w.dtype.type
+    paper = rule == "paper"
+    use_momentum = paper or momentum != 0
+    first = use_momentum and state.get("momentum_buffer") is None
+    if first:
+        state["momentum_buffer"] = xp.zeros_like(w)
+    v = state["momentum_buffer"] if use_momentum else None
+    scalars = dict(lr=t(lr), mu=t(momentum), od=t(1 - dampening), wd=t(weight_decay), wd_lr=t(weight_decay * lr))
+    flags = dict(paper=paper, use_momentum=use_momentum, first=first and not paper,
+                 nesterov=bool(nesterov), decay=weight_decay != 0)
+    return g.astype(w.dtype, copy=False), v, scalars, flags
+
+
+# ------------------------------------------------------------------------ Numba
+@njit(cache=True, parallel=True)
+def _sgd_kernel(w, g, v, lr, mu, od, wd, wd_lr, paper, use_momentum, first, nesterov, decay):
+    for i in prange(w.size):
+        if paper:
+            vi = v[i] * mu
+            vi = vi - wd_lr * w[i]
+            vi = vi - lr * g[i]
+            v[i] = vi
+            w[i] = w[i] + vi
+        else:
+            gi = g[i]
+            if decay:
+                gi = gi + wd * w[i]
+            if use_momentum:
+                vi = gi if first else v[i] * mu + od * gi
+                v[i] = vi
+                gi = gi + mu * vi if nesterov else vi
+            w[i] = w[i] - lr * gi
+
+
+def sgd_step_numba(w, g, state, lr, momentum, dampening, weight_decay, nesterov, rule):
+    if not w.flags.c_contiguous:  # a flat view would be a copy: use the whole-array version
+        return sgd_step_reference(w, g, state, lr, momentum, dampening, weight_decay, nesterov, rule)
+    g, v, s, f = _setup(w, g, state, lr, momentum, dampening, weight_decay, nesterov, rule)
+    flat_v = v.reshape(-1) if v is not None else np.empty(0, dtype=w.dtype)
+    _sgd_kernel(w.reshape(-1), np.ascontiguousarray(g).reshape(-1), flat_v, s["lr"], s["mu"], s["od"], s["wd"],
+                s["wd_lr"], f["paper"], f["use_momentum"], f["first"], f["nesterov"], f["decay"])
+
+
+# ------------------------------------------------------------------- GPU (CuPy)
+def _sgd_body(paper, use_momentum, first, nesterov, decay):
+    """The C body of the element-wise kernel for one combination of flags (compile-time constants)."""
+    if paper:
+        return "T vi = v * mu; vi = vi - wd_lr * w; vi = vi - lr * g; v = vi; w = w + vi;"
+    body = "T gi = g;" + (" gi = gi + wd * w;" if decay else "")
+    if use_momentum:
+        body += " T vi = gi;" if first else " T vi = v * mu + od * gi;"
+        body += " v = vi;" + (" gi = gi + mu * vi;" if nesterov else " gi = vi;")
+    return body + " w = w - lr * gi;"
+
+
+_cupy_kernels: dict = {}
+
+
+def sgd_step_cupy(w, g, state, lr, momentum, dampening, weight_decay, nesterov, rule):
+    """One pass on the GPU: a cupy.ElementwiseKernel per flag combination, compiled once."""
+    cp = backend.cupy_module()
+    g, v, s, f = _setup(w, g, state, lr, momentum, dampening, weight_decay, nesterov, rule)
+    key = tuple(f.values())
+    kernel = _cupy_kernels.get(key)
+    if kernel is None:
+        outputs = "T w, T v" if f["use_momentum"] else "T w"
+        kernel = _cupy_kernels[key] = cp.ElementwiseKernel(
+            "T g, T lr, T mu, T od, T wd, T wd_lr", outputs, _sgd_body(**f), "minidl_sgd_step")
+    args = (g, s["lr"], s["mu"], s["od"], s["wd"], s["wd_lr"], w) + ((v,) if f["use_momentum"] else ())
+    kernel(*args)
+
+
+def sgd_step_xp(w, g, state, lr, momentum, dampening, weight_decay, nesterov, rule):
+    """``sgd_step_cupy``'s kernel body, statement by statement, on whole arrays (NumPy or CuPy)."""
+    g, v, s, f = _setup(w, g, state, lr, momentum, dampening, weight_decay, nesterov, rule)
+    if f["paper"]:
+        vi = v * s["mu"]
+        vi = vi - s["wd_lr"] * w
+        vi = vi - s["lr"] * g
+        v[...] = vi
+        w[...] = w + vi
+        return
+    gi = g
+    if f["decay"]:
+        gi = gi + s["wd"] * w
+    if f["use_momentum"]:
+        vi = gi if f["first"] else v * s["mu"] + s["od"] * gi
+        v[...] = vi
+        gi = gi + s["mu"] * vi if f["nesterov"] else vi
+    w[...] = w - s["lr"] * gi
+
+
+def sgd_step(w, g, state, lr, momentum, dampening, weight_decay, nesterov, rule):
+    """Update w and state in place (CuPy kernel for GPU arrays, Numba otherwise)."""
+    fn = sgd_step_cupy if backend.is_gpu_array(w) else sgd_step_numba
+    fn(w, g, state, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+       nesterov=nesterov, rule=rule)
