@@ -225,3 +225,62 @@ def batch_norm(x: Tensor, running_mean, running_var, weight: Tensor | None = Non
     bias = bias if bias is not None else xp.zeros(channels, dtype=x.dtype)
     return _bn.BatchNorm.apply(x, weight, bias, running_mean=running_mean, running_var=running_var,
                                training=bool(training), momentum=momentum, eps=eps)
+
+
+# ---------------------------------------------------------------- conv2d (minidl/ops/conv.py)
+def _conv_pair(arg: str, value, minimum: int, where: str = "conv2d") -> tuple:
+    """An int or a pair of ints, each >= minimum, as a pair; else a ValueError naming ``arg``."""
+    import numbers  # noqa: PLC0415
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in pair):
+        raise ValueError(f"{where}: {arg} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{where}: {arg} must be >= {minimum}, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def conv2d(x: Tensor, w: Tensor, b: Tensor | None = None, stride=1, padding=0, groups: int = 1) -> Tensor:
+    """2-D convolution (cross-correlation, as torch.nn.functional.conv2d) by im2col + GEMM.
+
+    x (N, C, H, W), w (O, C/groups, kh, kw), b (O,) or None; stride and padding an int or a
+    pair; output (N, O, (H + 2 ph - kh) // sh + 1, (W + 2 pw - kw) // sw + 1).
+    """
+    import numbers  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+    from .ops import conv as _conv  # noqa: PLC0415
+    if not isinstance(x, Tensor) or not isinstance(w, Tensor):
+        raise TypeError(f"conv2d: input and weight must be Tensors, got {type(x).__name__} and {type(w).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"conv2d: input must be 4-D (N, C, H, W), got shape {x.shape}")
+    if w.ndim != 4:
+        raise ValueError(f"conv2d: weight must be 4-D (out_channels, in_channels/groups, kh, kw), got shape {w.shape}")
+    floats = (np.dtype(np.float32), np.dtype(np.float64))
+    if x.dtype not in floats or w.dtype not in floats:
+        raise TypeError(f"conv2d: input and weight must be float32 or float64, got {x.dtype} (input {x.shape}) "
+                        f"and {w.dtype} (weight {w.shape})")
+    if x.dtype != w.dtype:
+        raise TypeError(f"conv2d: input dtype {x.dtype} and weight dtype {w.dtype} differ (input {x.shape}, "
+                        f"weight {w.shape}); convert one of them")
+    if not isinstance(groups, numbers.Integral) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"conv2d: groups must be a positive int, got {groups!r}")
+    stride, padding = _conv_pair("stride", stride, 1), _conv_pair("padding", padding, 0)
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    if c % groups or o % groups:
+        raise ValueError(f"conv2d: groups={groups} must divide both the input channels ({c}, input shape {x.shape}) "
+                         f"and the output channels ({o}, weight shape {w.shape})")
+    if c != cg * groups:
+        raise ValueError(f"conv2d: input has {c} channels but weight expects {cg * groups} "
+                         f"(input shape {x.shape}, weight shape {w.shape}, groups={groups})")
+    if kh > h + 2 * padding[0] or kw > wd + 2 * padding[1] or min(kh, kw) < 1:
+        raise ValueError(f"conv2d: kernel size ({kh}, {kw}) is larger than the padded input "
+                         f"({h + 2 * padding[0]}, {wd + 2 * padding[1]}) (input shape {x.shape}, padding {padding})")
+    if b is not None:
+        if not isinstance(b, Tensor):
+            raise TypeError(f"conv2d: bias must be a Tensor or None, got {type(b).__name__}")
+        if b.shape != (o,):
+            raise ValueError(f"conv2d: bias has shape {b.shape}, expected ({o},) for weight shape {w.shape}")
+        if b.dtype != w.dtype:
+            raise TypeError(f"conv2d: bias dtype {b.dtype} differs from weight dtype {w.dtype}")
+        return _conv.Conv2d.apply(x, w, b, stride=stride, padding=padding, groups=int(groups))
+    return _conv.Conv2d.apply(x, w, stride=stride, padding=padding, groups=int(groups))

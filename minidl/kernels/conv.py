@@ -373,6 +373,9 @@ def conv2d_backward(x, w, dy, stride=1, padding=0, groups=1, need_dx=True, need_
     g = _geometry(x.shape, w.shape, stride, padding, groups)
     n, o, k, kg, og, p = g["n"], g["o"], g["k"], g["kg"], g["og"], g["p"]
     ks = (g["kh"], g["kw"])
+    if dy.shape != (n, o, g["oh"], g["ow"]):  # the kernels below index by these sizes without checks
+        raise ValueError(f"conv2d_backward: dy has shape {tuple(dy.shape)}, expected {(n, o, g['oh'], g['ow'])} "
+                         f"for input {tuple(x.shape)} and weight {tuple(w.shape)}")
     db = dy.sum(axis=(0, 2, 3)) if need_db else None
     if not (need_dx or need_dw):
         return None, None, db

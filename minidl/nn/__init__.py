@@ -6,3 +6,4 @@ from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .lrn import LocalResponseNorm
 from .dropout import Dropout
 from .normalization import BatchNorm1d, BatchNorm2d
+from .conv import Conv2d
