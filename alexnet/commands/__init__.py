@@ -1,0 +1,1 @@
+"""The subcommands of ``python -m alexnet``: one module each, with register(subparsers)."""
