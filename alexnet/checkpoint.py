@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 FORMAT = "alexnet-checkpoint"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 VERSION = 1
 
 
@@ -58,6 +60,7 @@ def atomic_write(path: str, write, mode: str = "wb") -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)   # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -7,8 +7,8 @@
 
 One training step: forward, ``F.cross_entropy``, a finiteness check of the loss, ``zero_grad``,
 backward, ``optimizer.step()``.  After every epoch: top-1/top-5 on the test set (batches under
-``md.no_grad()``, ``model.eval()``), ``metrics.json``, ``checkpoint.npz`` and the figures, each
-rewritten atomically.
+``md.no_grad()``, ``model.eval()``), ``metrics.json`` and ``checkpoint.npz``, each rewritten
+atomically; the figures (curves, first-layer filters, confusion matrix) when training ends.
 
 Bit-identical resumption.  Everything random is a function of saved state: the loader's order
 and augmentation depend only on (seed, epoch, batch) (minidl.data.DataLoader), dropout masks on
@@ -296,7 +296,8 @@ class Trainer:
     metrics.json.  ``callback(trainer, epoch, step)`` runs at the start of every step (tests use
     it to simulate Ctrl-C or to poison a weight); ``time_budget`` (seconds, counted from
     ``start_time``, default: when fit starts) stops training when it runs out and stretches a
-    per-step schedule to end with it.
+    per-step schedule to end with it.  The figures are drawn when fit ends (also on Ctrl-C or
+    divergence), or after every epoch with ``plots="epoch"`` (matplotlib takes a second or two).
     """
 
     def __init__(self, model, optimizer, train_loader, test_loader, *, epochs: int, num_classes: int,
@@ -383,17 +384,20 @@ class Trainer:
                 "best_test_acc": max((h["test_acc"] for h in self.history), default=None),
                 "stopped": self.stopped, "config": self.meta.get("config")}
 
-    def write_outputs(self) -> None:
-        if self.out_dir is None:
-            return
-        ckpt_io.write_json_atomic(self._path(METRICS), self.metrics())
-        if not self.plots:
+    def write_metrics(self) -> None:
+        if self.out_dir is not None:
+            ckpt_io.write_json_atomic(self._path(METRICS), self.metrics())
+
+    def write_figures(self) -> None:
+        """curves.png, conv1_filters.png (skipped while the weights are not finite) and confusion.png."""
+        if self.out_dir is None or not self.plots:
             return
         from . import plots  # noqa: PLC0415
         title = f"{self.meta.get('model')} on {self.meta.get('dataset')}"
-        plots.plot_curves(self.history, self._path("curves.png"), title=title)
+        if self.history:
+            plots.plot_curves(self.history, self._path("curves.png"), title=title)
         _, weight = plots.first_conv_weight(self.model)
-        if weight is not None:
+        if weight is not None and np.isfinite(weight).all():
             plots.plot_filters(weight, self._path("conv1_filters.png"))
         if self.last_eval is not None:
             plots.plot_confusion(self.last_eval.confusion, self.classes, self._path("confusion.png"))
@@ -428,6 +432,7 @@ class Trainer:
             self.log(f"resuming from {self.checkpoint_path}: epoch {epoch + 1}, step {step} "
                      f"of {len(self.train_loader)}")
         self.stopped = None
+        self._updating = False
         with self._interrupt:
             try:
                 while epoch < self.epochs and self.stopped is None:
@@ -435,7 +440,13 @@ class Trainer:
                     self._finish_epoch(epoch, running)
                     epoch, step, running = epoch + 1, 0, {}
             except KeyboardInterrupt:
-                raise self._interrupted() from None
+                error = self._interrupted()
+                self.write_figures()
+                raise error from None
+            except TrainingDiverged:
+                self.write_figures()
+                raise
+            self.write_figures()
         if self.stopped is None and resume and epoch >= self.epochs and not self.history:
             self.log("nothing to do: the checkpoint already completed all epochs")
         return self.metrics()
@@ -535,7 +546,9 @@ class Trainer:
         rng = md.get_rng_state()
         # a partial epoch ended by the time budget counts as done: --resume starts the next one
         self.save_checkpoint(epoch + 1, 0, {}, rng)
-        self.write_outputs()
+        self.write_metrics()
+        if self.plots == "epoch":
+            self.write_figures()
         self._position = (epoch + 1, 0, {}, rng)
         self.log(f"epoch {epoch + 1}/{self.epochs}: train loss {record['train_loss']:.4f} "
                  f"acc {record['train_acc']:.4f} | test top-1 {result.top1:.4f} top-5 {result.top5:.4f} | "

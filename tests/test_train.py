@@ -249,16 +249,133 @@ def test_topk_correct():
     assert topk_correct(scores, np.array([3, 0]), 1).tolist() == [True, False]
 
 
-def test_plots_write_pngs(tmp_path):
-    history = [{"epoch": i, "train_loss": 1.0 / i, "train_acc": 0.5 + i / 10, "test_acc": 0.5 + i / 20,
-                "test_top5": 0.9} for i in (1, 2)]
-    plots.plot_curves(history, str(tmp_path / "curves.png"))
+def test_filter_grid_tiles_and_scales_each_filter():
     w = np.random.default_rng(0).normal(size=(10, 1, 5, 5))
     grid = plots.filter_grid(w)
-    assert grid.shape == (3 * 6 + 1, 4 * 6 + 1, 1)  # 10 filters: 4 columns, 3 rows and grid.min() >= 0 and grid.max() <= 1
-    assert np.allclose(grid[1:6, 1:6, 0].max(), 1) and np.allclose(grid[1:6, 1:6, 0].min(), 0)
-    plots.plot_filters(w, str(tmp_path / "f1.png"))
-    plots.plot_filters(np.random.default_rng(0).normal(size=(6, 3, 3, 3)), str(tmp_path / "f3.png"))
-    plots.plot_confusion(np.array([[5, 1], [2, 7]]), ["a", "b"], str(tmp_path / "c.png"))
-    for name in ("curves.png", "f1.png", "f3.png", "c.png"):
-        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert grid.shape == (3 * 6 + 1, 4 * 6 + 1, 1)      # 10 filters: 4 columns, 3 rows, 1-pixel gaps
+    for i in range(10):                                    # each tile is its filter scaled to [0, 1]
+        r, c = divmod(i, 4)
+        tile = grid[1 + 6 * r:6 + 6 * r, 1 + 6 * c:6 + 6 * c, 0]
+        assert np.allclose(tile, (w[i, 0] - w[i].min()) / (w[i].max() - w[i].min()))
+    rgb = plots.filter_grid(np.random.default_rng(1).normal(size=(4, 3, 3, 3)))
+    assert rgb.shape == (9, 9, 3) and rgb.min() >= 0 and rgb.max() <= 1
+    # the PNGs themselves are checked by the command-line smoke runs below
+
+
+# ------------------------------------------------------------------------------ command line
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from alexnet.__main__ import main  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FASHION = "/usr/share/datasets/fashion-mnist"
+PNGS = ("curves.png", "conv1_filters.png", "confusion.png")
+TINY = ["--width", "0.125", "--batch-size", "16", "--epochs", "1", "--no-progress", "--prefetch", "1"]
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    """3 classes x 12 RGB PNGs of 20x24 pixels, one colour per class plus noise."""
+    from PIL import Image
+    root = tmp_path_factory.mktemp("folder")
+    rng = np.random.default_rng(0)
+    for c in range(3):
+        (root / f"class{c}").mkdir()
+        base = rng.integers(0, 256, 3)
+        for i in range(12):
+            pixels = np.clip(base + rng.integers(-40, 40, (20, 24, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / f"class{c}" / f"{i}.png")
+    return root
+
+
+def run_cli(*argv):
+    return subprocess.run([sys.executable, "-m", "alexnet", *map(str, argv)], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": REPO, "OPENBLAS_THREAD_TIMEOUT": "1"})
+
+
+def check_run_outputs(out, epochs):
+    metrics = json.loads((out / METRICS).read_text())
+    assert set(metrics) >= {"model", "dataset", "epochs", "best_test_acc"}
+    assert len(metrics["epochs"]) == epochs
+    for e in metrics["epochs"]:
+        assert set(e) >= {"epoch", "train_loss", "train_acc", "test_acc", "test_top5", "lr", "seconds", "images_per_s"}
+        assert 0 <= e["test_acc"] <= e["test_top5"] <= 1 and 0 <= e["train_acc"] <= 1
+    for name in PNGS:
+        assert (out / name).read_bytes()[:4] == b"\x89PNG", name
+    return metrics
+
+
+def test_cli_smoke_on_an_image_folder_then_evaluate(tmp_path, image_folder, capsys):
+    """In-process, to keep the tests fast; the Fashion-MNIST smoke run below uses a subprocess."""
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "folder", "--data-dir", str(image_folder), "--out", str(out), *TINY]) == 0
+    metrics = check_run_outputs(out, 1)
+    assert metrics["model"] == "mini" and metrics["dataset"] == "folder"
+    assert "test top-1" in capsys.readouterr().out
+    # evaluate rebuilds the model from the checkpoint: same top-1 as the training run's last evaluation
+    assert main(["evaluate", str(out / CHECKPOINT), "--json", "--no-progress"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["top1"] == metrics["epochs"][-1]["test_acc"]
+    assert evaluated["top5"] == metrics["epochs"][-1]["test_top5"]
+    assert main(["evaluate", str(out / CHECKPOINT), "--ten-crop", "--no-progress"]) == 0
+    assert "top-1" in capsys.readouterr().out
+
+
+def test_cli_interrupt_and_resume_is_bit_identical(tmp_path, image_folder, capsys):
+    from alexnet.__main__ import make_parser
+    from alexnet.commands import train as train_cmd
+    common = ["train", "--dataset", "folder", "--data-dir", str(image_folder), *TINY, "--limit-train", "24",
+              "--batch-size", "8"]
+    assert main(common + ["--out", str(tmp_path / "a")]) == 0
+
+    def stop(trainer, epoch, step):
+        if (epoch, step) == (0, 1):
+            raise KeyboardInterrupt
+    args = make_parser().parse_args(common + ["--out", str(tmp_path / "b")])
+    assert train_cmd.run(args, callback=stop) == 130
+    assert "--resume" in capsys.readouterr().err
+    assert main(common + ["--out", str(tmp_path / "b")]) == 2               # refuses to overwrite
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path / "b"), "--lr", "0.5", "--resume"]) == 2
+    assert "--lr 0.5 (the checkpoint has" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path / "b"), "--resume", "--no-progress"]) == 0
+    a = ckpt_io.load_checkpoint(str(tmp_path / "a" / CHECKPOINT)).model_state
+    b = ckpt_io.load_checkpoint(str(tmp_path / "b" / CHECKPOINT)).model_state
+    assert_same_weights(a, b)
+
+
+def test_cli_bad_input(tmp_path, image_folder, capsys):
+    base = ["train", "--dataset", "folder", *TINY]
+    # missing data: the dataset's own message passes through
+    assert main(base + ["--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o1")]) == 2
+    assert "nowhere is not a directory" in capsys.readouterr().err
+    # an unwritable output directory (a path through a file) fails before the data is read
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(base + ["--data-dir", str(image_folder), "--out", str(blocker / "out")]) == 2
+    assert "cannot write to the output directory" in capsys.readouterr().err
+    # labels outside the model's classes
+    assert main(base + ["--data-dir", str(image_folder), "--num-classes", "2", "--out", str(tmp_path / "o2")]) == 2
+    assert "labels in [0, 2], outside the model's classes 0..1" in capsys.readouterr().err
+    assert not (tmp_path / "o2" / CHECKPOINT).exists() and not (tmp_path / "o2" / METRICS).exists()
+    # resume without a checkpoint; evaluate a corrupt checkpoint
+    assert main(["train", "--out", str(tmp_path / "o3"), "--resume"]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    assert main(["evaluate", str(bad)]) == 2
+    assert "bad.npz' is truncated or corrupt" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not os.path.isdir(FASHION) and not os.environ.get("CI"),
+                    reason=f"the real Fashion-MNIST is not installed in {FASHION} (apt-get install dataset-fashion-mnist)")
+def test_cli_smoke_on_real_fashion_mnist(tmp_path, capsys):
+    out = tmp_path / "fm"
+    result = run_cli("train", "--limit-train", "256", "--limit-test", "128", "--epochs", "1", "--width", "0.25",
+                     "--out", out, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    metrics = check_run_outputs(out, 1)
+    assert metrics["dataset"] == "fashion-mnist" and metrics["epochs"][0]["images_per_s"] > 0
+    assert main(["evaluate", str(out / CHECKPOINT), "--limit-test", "128", "--json", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["top1"] == metrics["epochs"][-1]["test_acc"]

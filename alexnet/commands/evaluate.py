@@ -1,0 +1,94 @@
+"""``alexnet evaluate CKPT``: top-1 and top-5 test accuracy of a training checkpoint.
+
+The model is rebuilt from the checkpoint's metadata (variant, options, classes) and the test
+data from its configuration (the same resizing and normalisation as in training).
+``--ten-crop`` averages the softmax over the 4 corner crops, the centre crop and their
+horizontal flips (the paper's test-time procedure).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("evaluate", help="top-1/top-5 of a checkpoint on the test set",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", metavar="CKPT", help="a checkpoint.npz written by alexnet train")
+    p.add_argument("--ten-crop", action="store_true", help="average over ten crops (corners, centre, flips)")
+    p.add_argument("--data-dir", default=None, help="where the dataset is (default: the training run's)")
+    p.add_argument("--limit-test", type=int, default=None, help="only the first N test images (of a fixed shuffle)")
+    p.add_argument("--batch-size", type=int, default=None, help="evaluation batch size")
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    p.set_defaults(func=run)
+
+
+def evaluate_checkpoint(path: str, *, ten_crop: bool = False, data_dir=None, limit_test=None, batch_size=None,
+                        device: str = "cpu", progress: bool = False) -> dict:
+    import numpy as np  # noqa: PLC0415
+
+    import minidl as md  # noqa: PLC0415
+    from minidl import backend  # noqa: PLC0415
+    from minidl.data import DataLoader  # noqa: PLC0415
+    from minidl.data import transforms as T  # noqa: PLC0415
+
+    import alexnet  # noqa: PLC0415
+    from .. import checkpoint as ckpt_io  # noqa: PLC0415
+    from .. import runs  # noqa: PLC0415
+    from ..train import check_labels, evaluate  # noqa: PLC0415
+
+    ckpt = ckpt_io.load_checkpoint(path)
+    meta = ckpt.meta
+    if "config" not in meta or "model" not in meta:
+        raise ckpt_io.CheckpointError(f"checkpoint {path!r} has no model/configuration metadata; "
+                                      "it was not written by alexnet train")
+    cfg = dict(meta["config"])
+    if data_dir is not None:
+        cfg["data_dir"] = data_dir
+    if limit_test is not None:
+        cfg["limit_test"] = limit_test
+    if device == "gpu" and not md.gpu_available():
+        raise ValueError(f"evaluate: --device gpu is not available: {backend._cupy_problem}")
+    model = alexnet.build(meta["model"], meta["num_classes"], **meta.get("options", {}))
+    ckpt_io.check_model_state(ckpt, model, meta["model"])
+    model.load_state_dict(ckpt.model_state)
+    model.to(device)
+    _, test_ds = runs.load_datasets(cfg, model.input_shape[1:], train=False)
+    check_labels(test_ds, meta["num_classes"], f"the test set of {cfg['dataset']}")
+    image_hw = tuple(test_ds.images.shape[2:]) if getattr(test_ds, "images", None) is not None else None
+    _, test_tf = runs.make_transforms(cfg, image_hw, model.input_shape, ten_crop=ten_crop)
+    loader = DataLoader(test_ds, batch_size=batch_size or cfg.get("eval_batch_size") or 256, transform=test_tf,
+                        prefetch=cfg.get("prefetch", 2))
+    predict = None
+    if ten_crop:
+        def model_fn(x):
+            return model(md.Tensor(backend.to_device(x, device))).data
+
+        def predict(x):
+            return np.log(np.maximum(T.ten_crop_predict(model_fn, x, model.input_shape[1:]), 1e-30))
+    result = evaluate(model, loader, meta["num_classes"], device=device, predict=predict, progress=progress)
+    return {"checkpoint": path, "model": meta["model"], "dataset": cfg["dataset"], "epoch": meta.get("epoch"),
+            "ten_crop": ten_crop, "images": result.count, "top1": result.top1, "top5": result.top5,
+            "loss": result.loss, "seconds": result.seconds}
+
+
+def run(args) -> int:
+    from ..checkpoint import CheckpointError  # noqa: PLC0415
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    try:
+        out = evaluate_checkpoint(args.checkpoint, ten_crop=args.ten_crop, data_dir=args.data_dir,
+                                  limit_test=args.limit_test, batch_size=args.batch_size, device=args.device,
+                                  progress=progress)
+    except (ValueError, OSError, CheckpointError) as exc:
+        print(f"alexnet evaluate: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{out['model']} on {out['dataset']} ({out['images']} test images{', ten-crop' if out['ten_crop'] else ''}, "
+              f"checkpoint after epoch {out['epoch']}): top-1 {out['top1']:.4f}  top-5 {out['top5']:.4f}  "
+              f"loss {out['loss']:.4f}")
+    return 0
