@@ -102,6 +102,24 @@ def test_resume_mid_epoch_and_at_epoch_boundary_is_bit_identical(tmp_path, sched
             assert a[key] == b[key], key
 
 
+def test_real_ctrl_c_stops_at_a_step_boundary_and_resumes_identically(tmp_path):
+    import signal
+    straight = make_trainer(tmp_path / "a", epochs=1)
+    straight.fit()
+
+    def ctrl_c(trainer, epoch, step):
+        if (epoch, step) == (0, 2):
+            os.kill(os.getpid(), signal.SIGINT)     # the first Ctrl-C only asks the loop to stop
+    out = tmp_path / "b"
+    with pytest.raises(TrainingInterrupted) as info:
+        make_trainer(out, epochs=1, callback=ctrl_c).fit()
+    assert info.value.saved and info.value.step == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handler restored
+    resumed = make_trainer(out, epochs=1)
+    resumed.fit(resume=True)
+    assert_same_weights(weights(resumed), weights(straight))
+
+
 def test_dropout_is_active_so_resume_test_is_meaningful(tmp_path):
     """Dropout masks depend on the RNG counter: a run resumed with a different counter diverges."""
     straight = make_trainer(tmp_path / "a", epochs=1)
@@ -163,6 +181,26 @@ def test_non_finite_weights_are_never_checkpointed(tmp_path):
     with pytest.raises(TrainingDiverged, match="not overwriting"):
         trainer.save_checkpoint(1, 0, {}, md.get_rng_state())
     assert (tmp_path / CHECKPOINT).read_bytes() == before
+
+
+def test_time_budget_stops_mid_epoch_and_stretches_the_schedule(tmp_path):
+    lrs = []
+
+    def age(trainer, epoch, step):      # from step 3 on, each step "takes" 45% of the budget
+        lrs.append(trainer.schedule.lr)
+        if epoch == 0 and step >= 3:
+            trainer.start_time -= 0.45 * trainer.time_budget
+    trainer = make_trainer(tmp_path, epochs=2, callback=age)
+    trainer.time_budget = 1e6
+    s = trainer.schedule
+    metrics = trainer.fit()
+    # steps 0-4 ran (step 5 found the budget spent); the one-cycle schedule followed the clock
+    assert len(metrics["epochs"]) == 1 and metrics["epochs"][0]["partial_epoch_steps"] == 5
+    assert "time budget" in metrics["stopped"]
+    assert lrs[1] == pytest.approx(0.1 * s.factor(0 / 12))           # step 0: by steps
+    assert lrs[4] == pytest.approx(0.1 * s.factor(0.45), rel=1e-3)   # step 3: by time
+    assert lrs[5] == pytest.approx(0.1 * s.factor(0.90), rel=1e-3)   # step 4: near the end of the cycle
+    assert ckpt_io.load_checkpoint(str(tmp_path / CHECKPOINT)).meta["epoch"] == 1
 
 
 def test_labels_outside_the_models_classes(tmp_path):
