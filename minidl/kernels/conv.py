@@ -18,7 +18,7 @@ layout one GEMM wants: the rows of group g are the contiguous block [g*Kg, (g+1)
 with Kg = K / groups, and for each group
 
     y_g (Og, B*P) = w_g (Og, Kg) @ col_g (Kg, B*P)          (forward)
-    dw_g (Og, Kg) += dy_g (Og, B*P) @ col_g^T (B*P, Kg)      (weight gradient)
+    dw_g^T (Kg, Og) += col_g (Kg, B*P) @ dy_g^T (B*P, Og)    (weight gradient, summed over chunks)
     dcol_g (Kg, B*P) = w_g^T (Kg, Og) @ dy_g (Og, B*P)      (column gradient)
     dx = col2im(dcol)                                       (input gradient)
 
@@ -380,7 +380,7 @@ def conv2d_backward(x, w, dy, stride=1, padding=0, groups=1, need_dx=True, need_
     if not (need_dx or need_dw):
         return None, None, db
     dx = xp.empty_like(x) if need_dx else None
-    dw = xp.zeros((groups, og, kg), dtype=w.dtype) if need_dw else None
+    dwt = xp.empty((groups, kg, og), dtype=w.dtype) if need_dw else None  # dw transposed, per group
     wg = w.reshape(groups, og, kg)
     nb = _chunk_size(n, (k + o) * p * x.itemsize)
     scratch = _scratch(xp, x.dtype, (k + o) * p * nb)
@@ -388,16 +388,18 @@ def conv2d_backward(x, w, dy, stride=1, padding=0, groups=1, need_dx=True, need_
         bsz = min(nb, n - n0)
         dyp = pack_grad(dy[n0:n0 + bsz], scratch[k * nb * p:k * nb * p + o * bsz * p].reshape(o, bsz * p))
         colbuf = scratch[:k * bsz * p].reshape(k, bsz * p)
-        if need_dw:  # dw_g += dy_g @ col_g^T
+        if need_dw:  # dw_g^T += col_g @ dy_g^T: (Kg, B*P) @ (B*P, Og); OpenBLAS is several times
+            # slower on the equivalent dy_g @ col_g^T when B*P (the summed dim) is long and Og, Kg short
             col = im2col(x[n0:n0 + bsz], ks, g["s"], g["pad"], out=colbuf)
             for gi in range(groups):
-                part = dyp[gi * og:(gi + 1) * og] @ col[gi * kg:(gi + 1) * kg].T
+                rows, cols = col[gi * kg:(gi + 1) * kg], dyp[gi * og:(gi + 1) * og].T
                 if n0 == 0:
-                    dw[gi] = part
+                    xp.matmul(rows, cols, out=dwt[gi])
                 else:
-                    dw[gi] += part
+                    dwt[gi] += rows @ cols
         if need_dx:  # dcol_g = w_g^T @ dy_g (reusing the column buffer), then dx = col2im(dcol)
             for gi in range(groups):
                 xp.matmul(wg[gi].T, dyp[gi * og:(gi + 1) * og], out=colbuf[gi * kg:(gi + 1) * kg])
             col2im(colbuf, (bsz,) + x.shape[1:], ks, g["s"], g["pad"], out=dx[n0:n0 + bsz])
-    return dx, (dw.reshape(w.shape) if need_dw else None), db
+    dw = xp.ascontiguousarray(dwt.transpose(0, 2, 1)).reshape(w.shape) if need_dw else None
+    return dx, dw, db
