@@ -36,6 +36,7 @@ def _save(fig, path):
 def plot_curves(history: list, path: str, title: str = "") -> None:
     """history: metrics.json's "epochs" list."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train loss")
@@ -47,6 +48,8 @@ def plot_curves(history: list, path: str, title: str = "") -> None:
     ax_acc.plot(epochs, [h["test_acc"] for h in history], "o-", label="test top-1")
     ax_acc.plot(epochs, [h["test_top5"] for h in history], "o--", label="test top-5", alpha=0.6)
     ax_acc.set_xlabel("epoch")
+    for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_acc.set_ylabel("accuracy")
     ax_acc.legend()
     ax_acc.grid(alpha=0.3)

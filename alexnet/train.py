@@ -429,8 +429,12 @@ class Trainer:
         epoch, step, running = 0, 0, {}
         if resume:
             epoch, step, running = self.load_checkpoint()
-            self.log(f"resuming from {self.checkpoint_path}: epoch {epoch + 1}, step {step} "
-                     f"of {len(self.train_loader)}")
+            if epoch >= self.epochs:
+                self.log(f"nothing to do: {self.checkpoint_path} has completed {epoch} of {self.epochs} epochs "
+                         "(raise --epochs to train further)")
+            else:
+                self.log(f"resuming from {self.checkpoint_path}: epoch {epoch + 1}, step {step} "
+                         f"of {len(self.train_loader)}")
         self.stopped = None
         self._updating = False
         with self._interrupt:
@@ -447,8 +451,6 @@ class Trainer:
                 self.write_figures()
                 raise
             self.write_figures()
-        if self.stopped is None and resume and epoch >= self.epochs and not self.history:
-            self.log("nothing to do: the checkpoint already completed all epochs")
         return self.metrics()
 
     def _interrupted(self) -> TrainingInterrupted:
