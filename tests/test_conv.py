@@ -79,6 +79,16 @@ def test_out_buffers_are_written_not_accumulated():
     np.testing.assert_allclose(dx, K.col2im_reference(col, x.shape, 3, 1, 1), rtol=1e-5, atol=1e-5)
 
 
+def test_numba_versions_reject_buffers_of_the_wrong_shape():
+    x = np.zeros((2, 3, 8, 8), np.float32)
+    with pytest.raises(ValueError, match=r"im2col_numba: out must be .* float32 array of shape \(27, 128\)"):
+        K.im2col_numba(x, 3, 1, 1, out=np.zeros((27, 100), np.float32))
+    with pytest.raises(ValueError, match=r"col2im_numba: col must be .* of shape \(27, 128\), got float32 \(27, 64\)"):
+        K.col2im_numba(np.zeros((27, 64), np.float32), x.shape, 3, 1, 1)
+    with pytest.raises(TypeError, match=r"im2col_numba: dtype must be float32 or float64, got int32"):
+        K.im2col_numba(x.astype(np.int32), 3)
+
+
 # ----------------------------------------------------------------- conv2d against PyTorch
 CONV_CASES = [  # x shape, weight shape, stride, padding, groups
     ((2, 3, 9, 8), (4, 3, 3, 2), 1, 0, 1),

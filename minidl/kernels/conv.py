@@ -163,6 +163,13 @@ def _check_numba_dtype(a, name):
         raise TypeError(f"{name}: dtype must be float32 or float64, got {a.dtype}")
 
 
+def _check_array(name, what, a, shape, dtype):
+    """The Numba loops index without bounds checks: refuse arrays of the wrong shape up front."""
+    if tuple(a.shape) != tuple(shape) or a.dtype != dtype or not a.flags.c_contiguous:
+        raise ValueError(f"{name}: {what} must be a C-contiguous {np.dtype(dtype)} array of shape {tuple(shape)}, "
+                         f"got {a.dtype} {tuple(a.shape)}{'' if a.flags.c_contiguous else ' (not contiguous)'}")
+
+
 def im2col_numba(x, kernel_size, stride=1, padding=0, out=None):
     """As im2col_reference; writes into ``out`` ((K, B*P), C-contiguous, x's dtype) when given."""
     _check_numba_dtype(x, "im2col_numba")
@@ -171,6 +178,7 @@ def im2col_numba(x, kernel_size, stride=1, padding=0, out=None):
     oh_n, ow_n = output_size(h, w, (kh, kw), (sh, sw), (ph, pw))
     if out is None:
         out = np.empty((c * kh * kw, b * oh_n * ow_n), dtype=x.dtype)
+    _check_array("im2col_numba", "out", out, (c * kh * kw, b * oh_n * ow_n), x.dtype)
     _im2col_nb(np.ascontiguousarray(x), kh, kw, sh, sw, ph, pw, oh_n, ow_n, out)
     return out
 
@@ -181,9 +189,11 @@ def col2im_numba(col, x_shape, kernel_size, stride=1, padding=0, out=None):
     (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size), _pair(stride), _pair(padding)
     b, c, h, w = x_shape
     oh_n, ow_n = output_size(h, w, (kh, kw), (sh, sw), (ph, pw))
+    _check_array("col2im_numba", "col", col, (c * kh * kw, b * oh_n * ow_n), col.dtype)
     if out is None:
         out = np.empty(tuple(x_shape), dtype=col.dtype)
-    _col2im_nb(np.ascontiguousarray(col), kh, kw, sh, sw, ph, pw, oh_n, ow_n, out)
+    _check_array("col2im_numba", "out", out, tuple(x_shape), col.dtype)
+    _col2im_nb(col, kh, kw, sh, sw, ph, pw, oh_n, ow_n, out)
     return out
 
 
@@ -275,7 +285,8 @@ def unpack_output(ybuf, bias, y):
             y += bias.reshape(1, o_n, 1, 1)
         return y
     has_bias = bias is not None
-    _unpack_nb(ybuf, bias if has_bias else ybuf[:, 0], has_bias, y.reshape(b_n, o_n, -1))
+    bias = bias if has_bias else np.zeros(o_n, dtype=ybuf.dtype)  # same array type: one compilation
+    _unpack_nb(ybuf, np.ascontiguousarray(bias, dtype=ybuf.dtype), has_bias, y.reshape(b_n, o_n, -1))
     return y
 
 
