@@ -79,8 +79,9 @@ def plot_histograms(activations: dict, path: str, title: str = "", bins: int = 6
         values = values[np.isfinite(values)]
         zero = float(np.mean(values == 0)) if values.size else 0.0
         nonzero = values[values != 0] if zero > 0.2 else values  # a ReLU's spike at 0 hides the rest
-        if nonzero.size:
-            ax.hist(nonzero, bins=bins, color="tab:blue", alpha=0.8)
+        if nonzero.size:  # one filled step artist per panel: much faster to draw than hist's bars
+            counts, edges = np.histogram(nonzero, bins=bins)
+            ax.stairs(counts, edges, fill=True, color="tab:blue", alpha=0.8)
         std = float(values.std()) if values.size else 0.0
         note = f"std {std:.3g}" + (f", {zero:.0%} zeros (not drawn)" if zero > 0.2 else "")
         ax.set_title(f"{label}\n{note}", fontsize=8)

@@ -33,6 +33,7 @@ are not recorded.
 from __future__ import annotations
 
 import math
+import time
 
 from minidl import backend
 from minidl.grad_mode import is_grad_enabled
@@ -43,11 +44,9 @@ STATS = ("act_mean", "act_std", "zero_frac", "dead_frac", "grad_norm", "grad_rms
 
 
 def _norm(array) -> float:
-    """||array||_2 as a Python float (float64 accumulation, on whichever device holds it)."""
+    """||array||_2 as a Python float (a dot product in the array's own dtype, on its device)."""
     xp = backend.get_array_module(array)
     flat = array.reshape(-1)
-    if flat.dtype != xp.float64:
-        flat = flat.astype(xp.float64)
     return float(xp.sqrt(xp.dot(flat, flat)))
 
 
@@ -55,16 +54,18 @@ def activation_stats(array) -> dict:
     """act_mean, act_std, zero_frac, dead_frac and the shape of one output array (N, C, ...)."""
     xp = backend.get_array_module(array)
     zero = array == 0
+    size = max(array.size, 1)
     if array.ndim >= 2:
         # a unit is a channel (dim 1): dead when zero for every example and every position
         other_axes = tuple(i for i in range(array.ndim) if i != 1)
-        dead = float(zero.all(axis=other_axes).mean())
+        dead_units = zero.all(axis=other_axes)
+        dead = int(xp.count_nonzero(dead_units)) / max(dead_units.size, 1)
     else:
-        dead = float(zero.mean())
+        dead = int(xp.count_nonzero(zero)) / size
     return dict(shape=tuple(int(s) for s in array.shape),
-                act_mean=float(array.mean(dtype=xp.float64)),
-                act_std=float(array.std(dtype=xp.float64)),
-                zero_frac=float(zero.mean()),
+                act_mean=float(array.mean()),
+                act_std=float(array.std()),
+                zero_frac=int(xp.count_nonzero(zero)) / size,
                 dead_frac=dead)
 
 
@@ -105,6 +106,7 @@ class LayerMonitor:
         self._handles = []
         self._current: dict = {}        # layer name -> record of the step being monitored
         self._snapshots: dict = {}      # layer name -> list of parameter copies
+        self.seconds = 0.0              # time spent in the monitor's own work (hooks, before/after_step)
         self._sync_hooks()
 
     # ---------------------------------------------------------------- stepping
@@ -123,6 +125,7 @@ class LayerMonitor:
         """Call after backward, just before optimizer.step: parameter-gradient norms and copies."""
         if not self.active or not self._current:  # nothing recorded: no (grad-enabled) forward ran
             return
+        start = time.perf_counter()
         for name, module in self.layers:
             params = list(module._parameters.values())
             params = [p for p in params if p is not None]
@@ -133,10 +136,12 @@ class LayerMonitor:
             rec["param_grad_norm"] = math.sqrt(sum(_norm(g) ** 2 for g in grads)) if grads else None
             rec["param_norm"] = math.sqrt(sum(_norm(p.data) ** 2 for p in params))
             self._snapshots[name] = [p.data.copy() for p in params]
+        self.seconds += time.perf_counter() - start
 
     def after_step(self) -> None:
         """Call just after optimizer.step: update-to-weight ratios; the step's records go to
         ``history``; the hooks are attached or removed for the next step."""
+        start = time.perf_counter()
         if self.active:
             for name, module in self.layers:
                 saved = self._snapshots.get(name)
@@ -150,6 +155,7 @@ class LayerMonitor:
         self.step += 1
         self._current, self._snapshots = {}, {}
         self._sync_hooks()
+        self.seconds += time.perf_counter() - start
 
     def end_step(self) -> None:
         """Finish a step without an optimizer (as ``diagnose`` does): records go to ``history``."""
@@ -216,17 +222,21 @@ class LayerMonitor:
         def hook(module, inputs, output):
             if not isinstance(output, Tensor) or not is_grad_enabled():
                 return None
+            start = time.perf_counter()
             rec = self._record(name, module)
             rec.update(activation_stats(output.data))
             if output.requires_grad:
                 size = max(output.size, 1)
 
                 def grad_hook(grad):
+                    t0 = time.perf_counter()
                     norm = _norm(grad.data)
                     rec["grad_norm"] = norm
                     rec["grad_rms"] = norm / math.sqrt(size)
+                    self.seconds += time.perf_counter() - t0
 
                 output.register_hook(grad_hook)
+            self.seconds += time.perf_counter() - start
             return None
         return hook
 

@@ -21,9 +21,11 @@ dead units        a ReLU layer has at least ``dead_threshold`` of its units (cha
                   consecutive monitored steps.
 vanishing /       the per-element gradient (``grad_rms``) at the output of one weighted layer
 exploding grads   is ``grad_factor`` times smaller / larger than at the next weighted layer
-                  (gradients flow backwards, from the later layer to the earlier one), on
-                  ``patience`` consecutive monitored steps; an exactly-zero or non-finite
-                  gradient warns at once.
+                  (gradients flow backwards, from the later layer to the earlier one), or
+                  ``total_factor`` times from the last weighted layer to the first (a steady
+                  shrinking by a few times per layer adds up: PyTorch's default init on
+                  ``mini`` loses ~4e4x), on ``patience`` consecutive monitored steps; an
+                  exactly-zero or non-finite gradient warns at once.
 update ratio      ||lr * update|| / ||w|| is below ``ratio_low`` or above ``ratio_high`` (the
                   rule of thumb is ~1e-3) on ``patience`` consecutive monitored steps.
 zero weights      a weighted layer's parameters are all exactly zero (no symmetry breaking).
@@ -55,12 +57,14 @@ class HealthCheck:
     chance_steps     consecutive steps at chance before warning (default 100)
     dead_threshold   fraction of dead units that counts as "nearly all dead" (default 0.9)
     grad_factor      layer-to-layer gradient change that counts as vanishing/exploding (default 100)
+    total_factor     change from the last weighted layer to the first that counts (default 1000)
     ratio_low/high   acceptable update-to-weight ratios (default 1e-5 and 1e-1: 100x off 1e-3)
     patience         consecutive monitored steps a layer condition must hold (default 2)
     """
 
     def __init__(self, num_classes: int, chance_margin: float = 0.05, chance_steps: int = 100,
-                 dead_threshold: float = 0.9, grad_factor: float = 100.0, ratio_low: float = 1e-5,
+                 dead_threshold: float = 0.9, grad_factor: float = 100.0, total_factor: float = 1000.0,
+                 ratio_low: float = 1e-5,
                  ratio_high: float = 1e-1, patience: int = 2):
         if not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"HealthCheck: num_classes must be an integer >= 2, got {num_classes!r}")
@@ -70,7 +74,7 @@ class HealthCheck:
         self.num_classes = num_classes
         self.chance = math.log(num_classes)
         self.chance_margin, self.chance_steps = chance_margin, chance_steps
-        self.dead_threshold, self.grad_factor = dead_threshold, grad_factor
+        self.dead_threshold, self.grad_factor, self.total_factor = dead_threshold, grad_factor, total_factor
         self.ratio_low, self.ratio_high, self.patience = ratio_low, ratio_high, patience
         self.fired: set = set()          # (kind, layer) already warned about
         self.warnings: list = []         # every warning given, in order
@@ -175,6 +179,27 @@ class HealthCheck:
                 self._fire(out, ("grad", earlier["layer"]), (
                     f"step {step}: the gradient explodes from layer '{later['layer']}' to layer "
                     f"'{earlier['layer']}': {g1:.2g} -> {g0:.2g} per element ({g0 / g1:.0f}x larger). "
+                    + _causes("init", "lr", "input")))
+
+        # gradual vanishing/explosion: the whole stack, first vs last weighted layer
+        finite = [r for r in weighted if math.isfinite(r["grad_rms"]) and r["grad_rms"] > 0]
+        if len(finite) >= 3:
+            first, last = finite[0], finite[-1]
+            g0, g1 = first["grad_rms"], last["grad_rms"]
+            pairs = list(zip(finite, finite[1:]))
+            if g0 < g1 / self.total_factor and sustained(("vanish-total", first["layer"])):
+                a, b = max(pairs, key=lambda p: p[1]["grad_rms"] / p[0]["grad_rms"])
+                self._fire(out, ("grad", first["layer"]), (
+                    f"step {step}: the gradient vanishes on its way back through the network: {g1:.2g} per "
+                    f"element at layer '{last['layer']}' but {g0:.2g} at layer '{first['layer']}' "
+                    f"({g1 / g0:.0f}x smaller; the steepest drop is from '{b['layer']}' to '{a['layer']}'), "
+                    f"so the first layers barely learn. " + _causes("init", "input")))
+            elif g0 > g1 * self.total_factor and sustained(("explode-total", first["layer"])):
+                a, b = max(pairs, key=lambda p: p[0]["grad_rms"] / p[1]["grad_rms"])
+                self._fire(out, ("grad", first["layer"]), (
+                    f"step {step}: the gradient grows on its way back through the network: {g1:.2g} per "
+                    f"element at layer '{last['layer']}' but {g0:.2g} at layer '{first['layer']}' "
+                    f"({g0 / g1:.0f}x larger; the steepest rise is from '{b['layer']}' to '{a['layer']}'). "
                     + _causes("init", "lr", "input")))
 
         self._streaks = {key: self._streaks.get(key, 0) + 1 for key in holding}
