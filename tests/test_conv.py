@@ -113,6 +113,30 @@ def test_conv2d_gradcheck_float64():
                      [(1, 4, 4, 3), (4, 2, 3, 2), (4,)])
 
 
+def test_gpu_code_path_run_with_numpy(monkeypatch):
+    """conv2d_forward/backward with every dispatcher forced to its array-generic (GPU) version,
+    run on NumPy arrays, against PyTorch."""
+    monkeypatch.setattr(K, "im2col", K.im2col_cupy)
+    monkeypatch.setattr(K, "col2im", K.col2im_cupy)
+    monkeypatch.setattr(K, "unpack_output", K.unpack_output_generic)
+    monkeypatch.setattr(K, "pack_grad", K.pack_grad_generic)
+    rng = np.random.default_rng(8)
+    x, w, b = rng.standard_normal((3, 4, 9, 8)), rng.standard_normal((6, 2, 3, 3)), rng.standard_normal(6)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = torch.nn.functional.conv2d(tx, tw, tb, (2, 1), (1, 2), 1, 2)
+    dy = rng.standard_normal(ty.shape)
+    ty.backward(torch.tensor(dy))
+    try:
+        K.set_workspace_limit(1)  # chunks of one image
+        y = K.conv2d_forward(x, w, b, (2, 1), (1, 2), 2)
+        grads = K.conv2d_backward(x, w, dy, (2, 1), (1, 2), 2)
+    finally:
+        K.set_workspace_limit(None)
+    assert_close(y, ty, np.float64, "forward")
+    for ours, theirs in zip(grads, (tx.grad, tw.grad, tb.grad)):
+        assert_close(ours, theirs, np.float64, "gradient")
+
+
 def test_conv2d_only_weight_needs_grad():
     rng = np.random.default_rng(5)
     x = md.tensor(rng.standard_normal((2, 3, 8, 8)).astype(np.float32))

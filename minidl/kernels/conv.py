@@ -276,14 +276,27 @@ def _pack_nb(dy, out):
         out[o, n * p:(n + 1) * p] = dy[n, o]
 
 
-def unpack_output(ybuf, bias, y):
-    """(O, B*P) -> y (B, O, OH, OW) in place, adding bias (O,) or None; numba on CPU, xp on GPU."""
+def unpack_output_generic(ybuf, bias, y):
+    """(O, B*P) -> y (B, O, OH, OW) in place, adding bias (O,) or None; NumPy or CuPy arrays."""
     b_n, o_n = y.shape[:2]
+    y[...] = ybuf.reshape(o_n, b_n, *y.shape[2:]).transpose(1, 0, 2, 3)
+    if bias is not None:
+        y += bias.reshape(1, o_n, 1, 1)
+    return y
+
+
+def pack_grad_generic(dy, out):
+    """dy (B, O, OH, OW) -> out (O, B*P); NumPy or CuPy arrays."""
+    b_n, o_n = dy.shape[:2]
+    out.reshape(o_n, b_n, *dy.shape[2:])[...] = dy.transpose(1, 0, 2, 3)
+    return out
+
+
+def unpack_output(ybuf, bias, y):
+    """(O, B*P) -> y (B, O, OH, OW) in place, adding bias (O,) or None; numba on CPU, generic on GPU."""
     if backend.is_gpu_array(ybuf):
-        y[...] = ybuf.reshape(o_n, b_n, *y.shape[2:]).transpose(1, 0, 2, 3)
-        if bias is not None:
-            y += bias.reshape(1, o_n, 1, 1)
-        return y
+        return unpack_output_generic(ybuf, bias, y)
+    b_n, o_n = y.shape[:2]
     has_bias = bias is not None
     bias = bias if has_bias else np.zeros(o_n, dtype=ybuf.dtype)  # same array type: one compilation
     _unpack_nb(ybuf, np.ascontiguousarray(bias, dtype=ybuf.dtype), has_bias, y.reshape(b_n, o_n, -1))
@@ -291,11 +304,10 @@ def unpack_output(ybuf, bias, y):
 
 
 def pack_grad(dy, out):
-    """dy (B, O, OH, OW) -> out (O, B*P); numba on CPU, xp on GPU."""
-    b_n, o_n = dy.shape[:2]
+    """dy (B, O, OH, OW) -> out (O, B*P); numba on CPU, generic on GPU."""
     if backend.is_gpu_array(dy):
-        out.reshape(o_n, b_n, *dy.shape[2:])[...] = dy.transpose(1, 0, 2, 3)
-        return out
+        return pack_grad_generic(dy, out)
+    b_n, o_n = dy.shape[:2]
     _pack_nb(dy.reshape(b_n, o_n, -1), out)
     return out
 
