@@ -11,8 +11,13 @@ seeds. The settings (``--settings`` picks some; the default is all):
     no-dropout        dropout 0 instead of 0.5
     no-augment        no random crops / flips
 
-Everything else is the variant's recipe (optimizer, momentum, weight decay, schedule) unless
-overridden by ``--lr``, ``--epochs``, ``--batch-size``. Writes
+Each run is set up exactly as ``alexnet train`` sets one up (its ``setup``: the variant's recipe
+for optimizer, momentum, weight decay and schedule unless ``--lr``, ``--epochs``, ``--batch-size``
+override them; the training images' per-channel normalisation; ``--limit-train``/``--limit-test``
+take a fixed class-balanced subset), with the setting's model options, ``--seed`` 0, 1, ... and
+augmentation (random crops with 2 px padding at 28x28, 4 px at 32x32, and flips) ON in every
+setting but ``no-augment`` -- the paper's choice, although ``alexnet train`` leaves it off for
+Fashion-MNIST by default. Each run's metrics.json and checkpoint go to OUT/runs/. Writes
 
     OUT/ablation.json   every run (model, setting, seed, test error) and the per-setting summary
     OUT/ablation.md     the summary as a Markdown table
@@ -23,12 +28,11 @@ for it. See docs/ablation.md for what was run and how it compares with the paper
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 
-# setting -> (build options, augment); None means "the variant's own".
+# setting -> (alexnet.build options, augment)
 SETTINGS = {
     "baseline": ({}, True),
     "no-lrn": ({"norm": "none"}, True),
@@ -38,9 +42,6 @@ SETTINGS = {
     "no-augment": ({}, False),
 }
 MODELS = {"mini": "fashion-mnist", "cifar": "cifar10"}
-# per-channel mean / std of the training images in [0, 1] are computed from the data;
-# augmentation: random crops with zero padding (2 px at 28, 4 px at 32) and horizontal flips.
-PADDING = {"fashion-mnist": 2, "cifar10": 4}
 
 
 def parse_settings(text_or_list) -> list:
@@ -59,7 +60,6 @@ def applies(model_name: str, setting: str) -> bool:
     """Whether switching this choice off changes the variant (cifar has no LRN, no dropout)."""
     from .. import models  # noqa: PLC0415
     spec = models.VARIANTS[model_name]
-    options, augment = SETTINGS[setting]
     if setting == "no-lrn":
         return spec.norm == "lrn"
     if setting == "batchnorm":
@@ -84,7 +84,7 @@ def register(subparsers) -> None:
     p.add_argument("--limit-test", type=int, default=None, help="use only the first N test images")
     p.add_argument("--batch-size", type=int, default=None, help="default: the recipe's")
     p.add_argument("--lr", type=float, default=None, help="default: the recipe's")
-    p.add_argument("--width", type=float, default=1.0, help="width multiplier of the models (default 1)")
+    p.add_argument("--width", type=float, default=None, help="width multiplier of the models (default 1)")
     p.add_argument("--data-dir", default=None, help="directory with the dataset files")
     p.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
     p.add_argument("--out", default=os.path.join("runs", "ablation"), help="output directory")
@@ -92,64 +92,37 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _subset(ds, limit):
-    """The first ``limit`` examples of a dataset, as a light object the DataLoader accepts."""
-    class Subset:
-        pass
-    sub = Subset()
-    n = len(ds.targets) if limit is None else min(int(limit), len(ds.targets))
-    sub.images, sub.targets, sub.classes = ds.images[:n], ds.targets[:n], list(ds.classes)
-    sub.__class__.__len__ = lambda self: len(self.targets)
-    return sub
-
-
-def load_data(dataset: str, data_dir=None, limit_train=None, limit_test=None):
+def data_present(model_name: str, data_dir=None) -> bool:
+    """Whether the dataset of ``model_name`` is on disk (nothing is downloaded)."""
     from minidl import data  # noqa: PLC0415
-    cls = data.FashionMNIST if dataset == "fashion-mnist" else data.CIFAR10
-    train = cls(root=data_dir, train=True, download=False)
-    test = cls(root=data_dir, train=False, download=False)
-    return _subset(train, limit_train), _subset(test, limit_test)
+    cls = data.FashionMNIST if MODELS[model_name] == "fashion-mnist" else data.CIFAR10
+    try:
+        cls(root=data_dir, train=False, download=False)
+        cls(root=data_dir, train=True, download=False)
+    except Exception:  # DatasetNotFoundError, a broken file: either way, not usable here
+        return False
+    return True
 
 
-def train_one(model_name, setting, seed, train_set, test_set, *, epochs, batch_size, lr, width=1.0,
-              device="cpu", progress=False, log=None):
-    """Train one (model, setting, seed) and return its test top-1 error (a fraction)."""
-    import numpy as np  # noqa: PLC0415
-
-    import minidl as md  # noqa: PLC0415
-    from minidl import optim  # noqa: PLC0415
-    from minidl.data import DataLoader, transforms as T  # noqa: PLC0415
-
-    from .. import models, train as trainer_module  # noqa: PLC0415
+def train_one(model_name, setting, seed, *, out, epochs=None, batch_size=None, lr=None, width=None,
+              limit_train=None, limit_test=None, data_dir=None, device="cpu", progress=False):
+    """Train one (model, setting, seed) exactly as ``alexnet train`` would with the setting's options
+    (its ``setup``: recipe, datasets, normalisation, augmentation, optimizer, schedule) and return the
+    test top-1 error (a fraction) after the last epoch."""
+    from .. import train as trainer_module  # noqa: PLC0415
+    from .train import setup  # noqa: PLC0415
     options, augment = SETTINGS[setting]
-    recipe = models.recipe(model_name)
-    dataset = MODELS[model_name]
-    md.manual_seed(seed)
-    c, h, w = train_set.images.shape[1:]
-    model = models.build(model_name, num_classes=len(train_set.classes), width=width, in_channels=int(c),
-                         input_size=(int(h), int(w)), **options)
-    if device != "cpu":
-        model.to(device)
-    sample = train_set.images[:10000].astype(np.float32) / 255.0
-    normalize = T.Normalize(sample.mean(axis=(0, 2, 3)), sample.std(axis=(0, 2, 3)))
-    train_tf = T.Compose([T.RandomCrop((h, w), padding=PADDING[dataset]), T.RandomHorizontalFlip(), normalize]) \
-        if augment else normalize
-    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, transform=train_tf)
-    test_loader = DataLoader(test_set, batch_size=256, transform=normalize)
-    if recipe["optimizer"] == "adam":
-        optimizer = optim.Adam(model.parameters(), lr=lr)
-    else:
-        optimizer = optim.SGD(model.parameters(), lr=lr, momentum=recipe["momentum"],
-                              weight_decay=recipe["weight_decay"],
-                              rule="paper" if recipe["optimizer"] == "sgd-paper" else "pytorch")
-    kind = recipe["schedule"] if recipe["schedule"] in trainer_module.SCHEDULES else "none"
-    schedule = trainer_module.Schedule(kind, optimizer, epochs=epochs, steps_per_epoch=len(train_loader),
-                                       **{k: v for k, v in recipe["schedule_args"].items() if k != "times"})
-    trainer = trainer_module.Trainer(model, optimizer, train_loader, test_loader, epochs=epochs,
-                                     num_classes=len(train_set.classes), schedule=schedule, device=device,
-                                     progress=progress, plots=False, log=log or (lambda *a: None))
+    given = dict(model=model_name, dataset=MODELS[model_name], epochs=epochs, batch_size=batch_size, lr=lr,
+                 width=width, seed=seed, out=out, limit_train=limit_train, limit_test=limit_test,
+                 data_dir=data_dir, device=device, augment=augment, **options)
+    cfg, parts = setup(given, overwrite=True, log=lambda *a: None)
+    trainer = trainer_module.Trainer(parts["model"], parts["optimizer"], parts["train_loader"],
+                                     parts["test_loader"], epochs=cfg["epochs"], num_classes=cfg["num_classes"],
+                                     out_dir=cfg["out"], schedule=parts["schedule"], device=cfg["device"],
+                                     classes=parts["test_ds"].classes, meta=parts["meta"], progress=progress,
+                                     plots=False, log=lambda *a: None)
     trainer.fit()
-    return 1.0 - trainer.history[-1]["test_acc"]
+    return 1.0 - trainer.history[-1]["test_acc"], cfg
 
 
 def summarise(runs: list) -> list:
@@ -181,7 +154,6 @@ def markdown(rows: list, config: dict) -> str:
 
 
 def run(args) -> int:
-    from .. import models  # noqa: PLC0415
     from ..checkpoint import write_json_atomic  # noqa: PLC0415
     from ..diagnostic_plots import plot_ablation  # noqa: PLC0415
 
@@ -198,41 +170,48 @@ def run(args) -> int:
         if value is not None and value < 1:
             return fail(f"{name} must be >= 1, got {value}")
     wanted = args.models or list(MODELS)
-    datasets = {}
+    present = [name for name in wanted if data_present(name, args.data_dir)]
     for name in wanted:
-        try:
-            datasets[name] = load_data(MODELS[name], args.data_dir, args.limit_train, args.limit_test)
-        except Exception as exc:  # DatasetNotFoundError: skip cifar quietly unless asked for
+        if name not in present:
             if args.models:
-                return fail(f"{name}: {exc}")
+                return fail(f"{name}: the {MODELS[name]} files were not found (see docs/data.md); "
+                            f"nothing is downloaded by ablate")
             print(f"alexnet ablate: skipping {name}: {MODELS[name]} not found", file=sys.stderr)
-    if not datasets:
+    if not present:
         return fail("no dataset found for any model")
 
     os.makedirs(args.out, exist_ok=True)
-    runs = []
-    for name, (train_set, test_set) in datasets.items():
-        recipe = models.recipe(name)
-        epochs = args.epochs or recipe["epochs"]
-        batch_size = args.batch_size or recipe["batch_size"]
-        lr = args.lr or recipe["lr"]
+    runs, sizes = [], {}
+    for name in present:
         for setting in settings:
             if not applies(name, setting):
                 print(f"{name}: '{setting}' does not apply (the variant lacks that choice); skipped")
                 continue
             for seed in range(args.seeds):
                 start = time.perf_counter()
-                error = train_one(name, setting, seed, train_set, test_set, epochs=epochs, batch_size=batch_size,
-                                  lr=lr, width=args.width, device=args.device, progress=not args.quiet)
+                try:
+                    error, cfg = train_one(name, setting, seed, out=os.path.join(args.out, "runs",
+                                                                                 f"{name}-{setting}-seed{seed}"),
+                                           epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                           width=args.width, limit_train=args.limit_train,
+                                           limit_test=args.limit_test, data_dir=args.data_dir,
+                                           device=args.device, progress=not args.quiet)
+                except ValueError as exc:
+                    return fail(f"{name} {setting} seed {seed}: {exc}")
+                sizes[name] = dict(epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
+                                   limit_train=cfg["limit_train"], limit_test=cfg["limit_test"])
                 runs.append(dict(model=name, setting=setting, seed=seed, test_error=error,
                                  seconds=time.perf_counter() - start))
                 print(f"{name} {setting} seed {seed}: test error {100 * error:.2f}% "
                       f"({runs[-1]['seconds']:.0f} s)", flush=True)
+    if not runs:
+        return fail(f"none of the settings {settings} applies to {present}")
     rows = summarise(runs)
-    first_train, first_test = next(iter(datasets.values()))
-    config = dict(seeds=args.seeds, epochs=args.epochs or "recipe", width=args.width, lr=args.lr or "recipe",
-                  batch_size=args.batch_size or "recipe", train_images=len(first_train.targets),
-                  test_images=len(first_test.targets), settings=settings, models=list(datasets))
+    first = sizes[next(iter(sizes))]
+    config = dict(seeds=args.seeds, epochs=first["epochs"], width=args.width or 1.0, lr=first["lr"],
+                  batch_size=first["batch_size"], train_images=first["limit_train"] or "all",
+                  test_images=first["limit_test"] or "all", settings=settings, models=list(sizes),
+                  per_model=sizes)
     write_json_atomic(os.path.join(args.out, "ablation.json"), dict(config=config, summary=rows, runs=runs))
     table = markdown(rows, config)
     with open(os.path.join(args.out, "ablation.md"), "w") as f:
