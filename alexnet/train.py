@@ -304,6 +304,7 @@ class Trainer:
                  out_dir: str | None = None, schedule: Schedule | None = None, device: str = "cpu",
                  classes=None, meta: dict | None = None, callback=None, progress: bool = True,
                  time_budget: float | None = None, start_time: float | None = None, plots: bool = True,
+                 monitor_every: int | None = 50,
                  log=print):
         self.model, self.optimizer = model, optimizer
         self.train_loader, self.test_loader = train_loader, test_loader
@@ -318,6 +319,11 @@ class Trainer:
         self.time_budget = time_budget
         self.start_time = start_time
         self.plots = plots
+        # per-layer statistics every monitor_every steps and the health check (docs/diagnostics.md)
+        from .diagnostics import LayerMonitor  # noqa: PLC0415
+        from .health import HealthCheck  # noqa: PLC0415
+        self.monitor = LayerMonitor(model, every=monitor_every) if monitor_every else None
+        self.health = HealthCheck(self.num_classes) if monitor_every and self.num_classes >= 2 else None
         self.log = log
         self.history: list = []
         self.last_eval: EvalResult | None = None
@@ -401,6 +407,9 @@ class Trainer:
             plots.plot_filters(weight, self._path("conv1_filters.png"))
         if self.last_eval is not None:
             plots.plot_confusion(self.last_eval.confusion, self.classes, self._path("confusion.png"))
+        if self.monitor is not None and self.monitor.history:
+            from .diagnostic_plots import plot_layers  # noqa: PLC0415
+            plot_layers(self.monitor.history, self._path("layers.png"), title=title)
 
     # ------------------------------------------------------------------------ time
     def _time_fraction(self) -> float:
@@ -491,6 +500,8 @@ class Trainer:
                     self.stopped = f"time budget of {self.time_budget:g} s used at epoch {epoch + 1}, step {step}"
                     break
                 self.schedule.before_step(max((epoch * n_steps + step) / total_steps, time_fraction))
+                if self.monitor is not None:
+                    self.monitor.begin_step(epoch * n_steps + step)
                 xb = md.Tensor(backend.to_device(x, self.device))
                 logits = self.model(xb)
                 loss = F.cross_entropy(logits, y)
@@ -505,8 +516,15 @@ class Trainer:
                 self.optimizer.zero_grad()
                 loss.backward()
                 self._updating = True
+                if self.monitor is not None:
+                    self.monitor.before_step()
                 self.optimizer.step()
                 self._updating = False
+                if self.monitor is not None:
+                    self.monitor.after_step()
+                if self.health is not None:
+                    for message in self.health.check(epoch * n_steps + step, loss_value, self.monitor):
+                        tqdm.write(message) if self.progress else self.log(message)
                 pred = backend.asnumpy(logits.data.argmax(axis=1))
                 n = len(pred)
                 running["loss_sum"] += loss_value * n

@@ -322,3 +322,30 @@ def test_ablate_on_a_tiny_subset_writes_its_table(tmp_path):
     table = (out / "ablation.md").read_text()
     assert "| mini | baseline |" in table and "| mini | no-lrn |" in table
     assert (out / "ablation.png").stat().st_size > 1000
+
+
+def test_trainer_runs_the_monitor_and_health_check_and_writes_layers_png(tmp_path):
+    from minidl.data import DataLoader
+    from alexnet.train import Trainer
+
+    class Tiny:
+        classes = ["a", "b", "c"]
+        images = np.random.default_rng(0).integers(0, 256, (48, 1, 2, 2)).astype(np.uint8)
+        targets = np.arange(48) % 3
+
+        def __len__(self):
+            return 48
+
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+    for p in net.parameters():
+        p.data[...] = 0                                # broken on purpose
+    loader = DataLoader(Tiny(), batch_size=16, prefetch=0)
+    messages = []
+    trainer = Trainer(net, optim.SGD(net.parameters(), lr=0.1), loader, loader, epochs=2, num_classes=3,
+                      out_dir=str(tmp_path), progress=False, monitor_every=2, log=messages.append)
+    trainer.fit()
+    assert trainer.monitor.steps() == [0, 2, 4]
+    warnings = [m for m in messages if m.startswith("health check")]
+    assert any("weights of layer '1' (Linear) are all zero" in m for m in warnings)
+    assert len(warnings) == len(set(warnings))
+    assert (tmp_path / "layers.png").stat().st_size > 1000
