@@ -27,13 +27,14 @@ CASES = [
 SETTINGS = dict(alpha=0.5, beta=0.75, k=1.5)   # alpha large enough that the cross-channel term matters
 
 
+@pytest.mark.parametrize("beta", [0.75, 0.6])   # 0.75 takes the Numba kernel's square-root path
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,size", CASES)
-def test_kernels_match_reference(shape, size, dtype):
+def test_kernels_match_reference(shape, size, dtype, beta):
     rng = np.random.default_rng(0)
     x = (2 * rng.standard_normal(shape)).astype(dtype)
     g = rng.standard_normal(shape).astype(dtype)
-    a, b, k = SETTINGS["alpha"], SETTINGS["beta"], SETTINGS["k"]
+    a, b, k = SETTINGS["alpha"], beta, SETTINGS["k"]
     ref = lrn.lrn_forward_reference(x, size, a, b, k)
     gx_ref = lrn.lrn_backward_reference(x, g, *ref[1:], size, a, b)
     tol = 2e-6 if dtype == np.float32 else 1e-12
@@ -55,6 +56,9 @@ def test_gradcheck(shape, size):
 @pytest.mark.parametrize("shape,size", CASES)
 def test_matches_torch(shape, size):
     check(lambda x: F.local_response_norm(x, size, **SETTINGS), lambda x: TF.local_response_norm(x, size, **SETTINGS),
+          [shape])
+    other = dict(alpha=0.2, beta=0.6, k=2.0)
+    check(lambda x: F.local_response_norm(x, size, **other), lambda x: TF.local_response_norm(x, size, **other),
           [shape])
 
 

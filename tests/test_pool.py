@@ -54,6 +54,34 @@ def test_max_pool_kernels_match_reference(case, dtype, kind):
         np.testing.assert_allclose(gx, gx_ref, rtol=1e-6, atol=1e-6, err_msg=name)
 
 
+MAX_FORWARDS = {"reference": pool.max_pool2d_forward_reference, "numba": pool.max_pool2d_forward_numba,
+                "cupy": pool.max_pool2d_forward_cupy}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_max_pool_indices_equal_torchs(case):
+    """The saved argmax is PyTorch's return_indices (flat h*W + w), ties included."""
+    shape, k, s, p = case
+    for kind in ("random", "ties", "equal"):
+        x = _inputs(shape, np.float32, kind)
+        _, theirs = TF.max_pool2d(torch.tensor(x), k, s, p, return_indices=True)
+        for name, fwd in MAX_FORWARDS.items():
+            np.testing.assert_array_equal(fwd(x, k, s, p)[1], theirs.numpy(), err_msg=f"{name} {kind}")
+
+
+@pytest.mark.parametrize("k,s,p", [(3, 2, 1), (3, 2, 0), (2, 2, 1)])
+def test_max_pool_minus_inf_and_nan(k, s, p):
+    """Padding never wins, even against -inf inputs; a NaN in a window makes its max NaN (as torch)."""
+    x = np.full((1, 2, 7, 7), -np.inf, dtype=np.float32)
+    x[0, 1] = np.arange(49).reshape(7, 7)
+    x[0, 1, 2, 3] = np.nan
+    ty, ti = TF.max_pool2d(torch.tensor(x), k, s, p, return_indices=True)
+    for name, fwd in MAX_FORWARDS.items():
+        y, idx = fwd(x, (k, k), (s, s), (p, p))
+        np.testing.assert_array_equal(y, ty.numpy(), err_msg=name)     # NaN == NaN here
+        np.testing.assert_array_equal(idx, ti.numpy(), err_msg=name)   # a single NaN: first == last
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CASES)
 def test_avg_pool_kernels_match_reference(case, dtype):

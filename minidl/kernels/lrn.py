@@ -13,7 +13,8 @@ which is what the backward needs (see docs/kernels/lrn.md for the derivation):
     dL/da[c] = g[c] * p[c] - (2 alpha beta / n) * a[c] * sum_{c' = c-hi}^{c+lo} g[c'] a[c'] q[c']
 
 (the second sum runs over the channels c' whose window contains c: the
-window reflected, so for even n the two sides swap).
+window reflected, so for even n the two sides swap).  Saving p and q rather
+than s costs one more array but keeps every power out of the backward.
 
 Versions: ``_reference`` (plain NumPy loops over channels, the backward written
 in "scatter" form, one window at a time), ``_numba`` (the CPU default: one pass
@@ -53,14 +54,17 @@ def lrn_backward_reference(x, g, p, q, size, alpha, beta):
     lo, hi = size // 2, (size - 1) // 2
     gx = g * p                                   # the direct path: b[c] = a[c] * p[c]
     t = g * x * q                                # g[c'] * a[c'] * s[c']^(-beta-1)
-    for c in range(C):                           # scatter: window c' sends its share to every c in it
+    for c in range(C):                           # scatter: window c sends its share to every channel in it
         lo_c, hi_c = max(0, c - lo), min(C, c + hi + 1)
         gx[:, lo_c:hi_c] -= (2 * alpha * beta / size) * x[:, lo_c:hi_c] * t[:, c:c + 1]
     return gx
 
 
 # ========================================================================== numba
-@njit(parallel=True, cache=True)
+# Arrays are indexed as a[n, c, m] (C-contiguous, so LLVM vectorises the loops over m), and
+# the choice of power function is made outside the innermost loops (a test inside them stops
+# vectorisation).
+@njit(parallel=True, cache=True, error_model="numpy")
 def _lrn_forward_nb(x, size, coef, negbeta, k):
     N, C, M = x.shape
     lo, hi = size // 2, (size - 1) // 2
@@ -68,35 +72,43 @@ def _lrn_forward_nb(x, size, coef, negbeta, k):
     p = np.empty_like(x)
     q = np.empty_like(x)
     nblk = (M + BLOCK - 1) // BLOCK
-    zero = x.dtype.type(0.0)
+    zero, one = x.dtype.type(0.0), x.dtype.type(1.0)
+    three_quarters = negbeta == -0.75   # every AlexNet: s^-0.75 = 1/sqrt(s*sqrt(s)) (square roots vectorise, pow does not)
     for task in prange(N * nblk):
         n = task // nblk
         m0 = (task % nblk) * BLOCK
         m1 = min(m0 + BLOCK, M)
-        acc = np.zeros(m1 - m0, dtype=x.dtype)      # sum of a^2 over the current window
-        for c in range(min(hi, C)):                  # channels 0..hi-1: the part of c=0's window ahead
+        acc = np.zeros(BLOCK, dtype=x.dtype)         # sum of a^2 over the current window, at acc[m - m0]
+        for e in range(min(hi, C)):                  # channels 0..hi-1: the part of c=0's window ahead of it
             for m in range(m0, m1):
-                v = x[n, c, m]
-                acc[m - m0] += v * v
+                acc[m - m0] += x[n, e, m] * x[n, e, m]
         for c in range(C):
-            if c + hi < C:                           # channel entering the window [c-lo, c+hi]
+            if c + hi < C:                           # the channel entering the window [c-lo, c+hi]
+                e = c + hi
                 for m in range(m0, m1):
-                    v = x[n, c + hi, m]
-                    acc[m - m0] += v * v
-            if c - lo - 1 >= 0:                      # channel leaving it
+                    acc[m - m0] += x[n, e, m] * x[n, e, m]
+            if c - lo - 1 >= 0:                      # the channel leaving it
+                d = c - lo - 1
                 for m in range(m0, m1):
-                    v = x[n, c - lo - 1, m]
-                    acc[m - m0] -= v * v
-            for m in range(m0, m1):
-                s = k + coef * max(acc[m - m0], zero)   # max: a running sum can round just below 0
-                ps = s ** negbeta
-                p[n, c, m] = ps
-                q[n, c, m] = ps / s
-                y[n, c, m] = x[n, c, m] * ps
+                    acc[m - m0] -= x[n, d, m] * x[n, d, m]
+            if three_quarters:
+                for m in range(m0, m1):
+                    s = k + coef * max(acc[m - m0], zero)   # max: a running sum can round to just below 0
+                    ps = one / np.sqrt(s * np.sqrt(s))
+                    p[n, c, m] = ps
+                    q[n, c, m] = ps / s
+                    y[n, c, m] = x[n, c, m] * ps
+            else:
+                for m in range(m0, m1):
+                    s = k + coef * max(acc[m - m0], zero)
+                    ps = s ** negbeta
+                    p[n, c, m] = ps
+                    q[n, c, m] = ps / s
+                    y[n, c, m] = x[n, c, m] * ps
     return y, p, q
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _lrn_backward_nb(x, g, p, q, size, coef2):
     N, C, M = x.shape
     lo, hi = size // 2, (size - 1) // 2
@@ -106,16 +118,16 @@ def _lrn_backward_nb(x, g, p, q, size, coef2):
         n = task // nblk
         m0 = (task % nblk) * BLOCK
         m1 = min(m0 + BLOCK, M)
-        acc = np.zeros(m1 - m0, dtype=x.dtype)      # sum of t = g*a*q over the reflected window [c-hi, c+lo]
-        for c in range(min(lo, C)):
+        acc = np.zeros(BLOCK, dtype=x.dtype)  # sum of t = g a q over the reflected window [c-hi, c+lo]
+        for e in range(min(lo, C)):           # channels 0..lo-1: the part of c=0's window ahead of it
             for m in range(m0, m1):
-                acc[m - m0] += g[n, c, m] * x[n, c, m] * q[n, c, m]
+                acc[m - m0] += g[n, e, m] * x[n, e, m] * q[n, e, m]
         for c in range(C):
-            if c + lo < C:
+            if c + lo < C:                    # the channel entering the window
                 e = c + lo
                 for m in range(m0, m1):
                     acc[m - m0] += g[n, e, m] * x[n, e, m] * q[n, e, m]
-            if c - hi - 1 >= 0:
+            if c - hi - 1 >= 0:               # the channel leaving it
                 d = c - hi - 1
                 for m in range(m0, m1):
                     acc[m - m0] -= g[n, d, m] * x[n, d, m] * q[n, d, m]
@@ -158,9 +170,8 @@ def lrn_forward_cupy(x, size, alpha, beta, k):
 
 def lrn_backward_cupy(x, g, p, q, size, alpha, beta):
     xp = backend.get_array_module(x)
-    t = x.dtype.type
     reflected = _window_sum(xp, g * x * q, (size - 1) // 2, size // 2)
-    return g * p - t(2 * alpha * beta / size) * x * reflected
+    return g * p - x.dtype.type(2 * alpha * beta / size) * x * reflected
 
 
 # ==================================================================== dispatchers

@@ -56,11 +56,14 @@ def max_pool2d_forward_reference(x, kernel_size, stride, padding):
     xpad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
     win = np.lib.stride_tricks.sliding_window_view(xpad, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :Ho, :Wo]
     win = win.reshape(N, C, Ho, Wo, kh * kw)
-    k = win.argmax(axis=-1)                      # first maximum in row-major window order
-    y = np.take_along_axis(win, k[..., None], axis=-1)[..., 0]
+    inside = np.pad(np.ones((H, W), dtype=bool), ((ph, ph), (pw, pw)))          # False on the padding
+    inside = np.lib.stride_tricks.sliding_window_view(inside, (kh, kw))[::sh, ::sw][:Ho, :Wo].reshape(Ho, Wo, -1)
+    y = win.max(axis=-1)                         # NaN if the window holds one (as PyTorch)
+    # the first in-bounds position (row-major window order) that holds the maximum
+    k = (inside & ((win == y[..., None]) | (np.isnan(win) & np.isnan(y)[..., None]))).argmax(axis=-1)
     rows = np.arange(Ho)[:, None] * sh - ph + k // kw
     cols = np.arange(Wo)[None, :] * sw - pw + k % kw
-    return y.copy(), (rows * W + cols).astype(np.int32)
+    return y, (rows * W + cols).astype(np.int32)
 
 
 def max_pool2d_backward_reference(g, idx, input_hw):
@@ -72,6 +75,40 @@ def max_pool2d_backward_reference(g, idx, input_hw):
     return gx.reshape(N, C, H, W)
 
 
+@njit(cache=True)
+def _max_pool2d_window_general(plane, h0, w0, kh, kw):
+    """(max, flat index) of one window that may cross the padding or hold NaN: clipped to the
+    plane, the first in-bounds element enters, then strict '>' (ties keep the first), and the
+    first NaN wins (NumPy's argmax rule; PyTorch returns the last NaN's index)."""
+    H, W = plane.shape
+    hs, he = max(h0, 0), min(h0 + kh, H)
+    ws, we = max(w0, 0), min(w0 + kw, W)
+    best = plane[hs, ws]
+    where = hs * W + ws
+    for h in range(hs, he):
+        for w in range(ws, we):
+            v = plane[h, w]
+            if v > best or (v != v and best == best):
+                best = v
+                where = h * W + w
+    return best, where
+
+
+@njit(cache=True)
+def _max_pool2d_window_inside(plane, h0, w0, kh, kw):
+    """(max, flat index) of a window wholly inside the plane, without NaN: strict '>' (ties keep
+    the first), written branch-free.  Called with literal kh, kw for the common sizes, so that
+    after inlining the loops are fixed-size and unrolled."""
+    best = plane[h0, w0]
+    k = 0
+    for r in range(kh):
+        for s in range(kw):
+            v = plane[h0 + r, w0 + s]
+            k = r * kw + s if v > best else k
+            best = v if v > best else best
+    return best, (h0 + k // kw) * plane.shape[1] + w0 + k % kw
+
+
 @njit(parallel=True, cache=True)
 def _max_pool2d_forward_nb(x, kh, kw, sh, sw, ph, pw, Ho, Wo):
     N, C, H, W = x.shape
@@ -80,22 +117,24 @@ def _max_pool2d_forward_nb(x, kh, kw, sh, sw, ph, pw, Ho, Wo):
     for p in prange(N * C):
         n, c = p // C, p % C
         plane, yp, ip = x[n, c], y[n, c], idx[n, c]
+        has_nan = False
+        for h in range(H):
+            for w in range(W):
+                has_nan |= plane[h, w] != plane[h, w]
         for i in range(Ho):
             h0 = i * sh - ph
-            hs, he = max(h0, 0), min(h0 + kh, H)
+            row_inside = h0 >= 0 and h0 + kh <= H and not has_nan
             for j in range(Wo):
                 w0 = j * sw - pw
-                ws, we = max(w0, 0), min(w0 + kw, W)
-                best = plane[hs, ws]
-                where = hs * W + ws
-                for h in range(hs, he):
-                    for w in range(ws, we):
-                        v = plane[h, w]
-                        if v > best or (v != v and best == best):  # strict: ties keep the first; NaN wins
-                            best = v
-                            where = h * W + w
-                yp[i, j] = best
-                ip[i, j] = where
+                if row_inside and w0 >= 0 and w0 + kw <= W:
+                    if kh == 3 and kw == 3:        # AlexNet's window: a fixed-size, unrolled loop
+                        yp[i, j], ip[i, j] = _max_pool2d_window_inside(plane, h0, w0, 3, 3)
+                    elif kh == 2 and kw == 2:
+                        yp[i, j], ip[i, j] = _max_pool2d_window_inside(plane, h0, w0, 2, 2)
+                    else:
+                        yp[i, j], ip[i, j] = _max_pool2d_window_inside(plane, h0, w0, kh, kw)
+                else:                              # on the padding, or a NaN in the plane
+                    yp[i, j], ip[i, j] = _max_pool2d_window_general(plane, h0, w0, kh, kw)
     return y, idx
 
 
@@ -147,12 +186,14 @@ def max_pool2d_forward_cupy(x, kernel_size, stride, padding):
     N, C, H, W = x.shape
     Ho, Wo = output_size(H, kh, sh, ph), output_size(W, kw, sw, pw)
     xpad = _pad(xp, x, padding, -xp.inf)
-    y = k = None
+    y = xp.full((N, C, Ho, Wo), -xp.inf, dtype=x.dtype)
+    k = xp.full((N, C, Ho, Wo), -1, dtype=np.int32)        # window offset of the winner; -1: none yet
+    rows_in = lambda r: (xp.arange(Ho) * sh - ph + r >= 0) & (xp.arange(Ho) * sh - ph + r < H)  # noqa: E731
+    cols_in = lambda s: (xp.arange(Wo) * sw - pw + s >= 0) & (xp.arange(Wo) * sw - pw + s < W)  # noqa: E731
     for r, s, view in _window_views(xpad, kernel_size, stride, (Ho, Wo)):
-        if y is None:
-            y, k = view.copy(), xp.zeros(view.shape, dtype=np.int32)
-            continue
-        better = (view > y) | (xp.isnan(view) & ~xp.isnan(y))   # strict: ties keep the first
+        inside = rows_in(r)[:, None] & cols_in(s)[None, :]    # padding never wins, even over -inf
+        # strict '>' so ties keep the first; the first in-bounds element always enters; NaN wins
+        better = inside & ((view > y) | (k < 0) | (xp.isnan(view) & ~xp.isnan(y)))
         y = xp.where(better, view, y)
         k = xp.where(better, np.int32(r * kw + s), k)
     rows = xp.arange(Ho, dtype=np.int32)[:, None] * sh - ph + k // kw
