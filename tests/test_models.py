@@ -1,25 +1,31 @@
 """The alexnet package: every variant against a hand-written PyTorch twin, the summary's counts,
 the tf-lrn LRN mapping, options, recipes, bad input and the command line.
 
-Whole-network parity (float32). minidl's parameters are copied into the twin in parameters()
-order (shapes must pair one to one, names must be the same); then, on a batch of 2 random
-images, the logits, the cross-entropy loss and every parameter's gradient are compared, and the
-parameters after three SGD steps (lr 0.01, momentum 0.9, weight decay 5e-4; minidl's optim.SGD
-vs torch.optim.SGD).
+Whole-network parity. minidl's parameters are copied into the twin in parameters() order (names
+and shapes must pair one to one), then on a batch of 2 random images:
 
-Tolerance: max |ours - torch| <= RTOL * max |torch| over each tensor, RTOL = 1e-3, for logits
-and gradients. Why so loose next to the one-op tests (1e-4): AlexNet's sums are long (fc6 adds
-9216 products, conv3 2304 per output; a gradient of conv1's weight sums over 2*55*55 positions),
-float32 carries 24 bits (6e-8 relative), minidl sums in a different order from PyTorch's
-(im2col + BLAS blocking vs oneDNN), and eight layers compound: rounding differences grow to
-~1e-5..1e-4 of a tensor's scale, and cancellation in gradients that sum terms of both signs
-can take individual elements further. 1e-3 of the tensor's largest element is still far below
-any real error (a wrong index, a missing bias or a transposed weight changes results by O(1) of
-that scale). After the SGD steps the parameters are compared at 1e-5 of their scale and the
-change each one made (w_after - w_before) at 1e-3 of the largest change.
+float32 (as the networks train): the logits and the cross-entropy loss, and the gradients of the
+  classifier's parameters, at max |ours - torch| <= RTOL * max |torch| per tensor, RTOL = 1e-3.
+  Why so loose next to the one-op tests (1e-4): AlexNet's sums are long (fc6 adds 9216 products,
+  conv3 2304 per output; conv1's weight gradient sums over 2*55*55 positions), float32 carries 24
+  bits (6e-8 relative), minidl sums in another order than PyTorch (im2col + BLAS blocking vs
+  oneDNN), and eight layers compound that; the differences measured are ~1e-6 of the scale, and
+  1e-3 is still far below any real error (a wrong index, a missing bias or a transposed weight
+  changes results by O(1) of the scale).
+  Why not the conv gradients in float32: max-pool's gradient is discontinuous. Where two values
+  of a window are within float32 rounding of each other, the two frameworks' last-bit differences
+  pick different maxima and a whole upstream gradient element goes to a different pixel. With the
+  paper's init (weights N(0, 0.01), biases 1) the activations are nearly constant (1 + small), so
+  such near-ties are common: `paper` measured up to 4% of the scale in conv1's gradient in
+  float32 while float64 agreed to 4e-15. That is a property of float32 max-pooling and not a bug,
+  and no tolerance can absorb it reliably.
+float64 (the same networks cast): the logits, every parameter's gradient, and the change of every
+  parameter after three SGD steps (lr 0.01, momentum 0.9, weight decay 5e-4; minidl's optim.SGD
+  vs torch.optim.SGD), and BatchNorm's running averages, at RTOL64 = 1e-6 of each tensor's scale.
 
-Run time: the 224/227 variants do one forward/backward each (the three SGD steps then reuse
-that gradient); `cifar` and `mini` recompute the gradient before each step.
+`keras-bn` is also compared in train mode (batch statistics), with dropout 0. Run time: the
+224/227 variants do one forward/backward per dtype (the three SGD steps then reuse that
+gradient); `cifar` and `mini` recompute the gradient before each step.
 """
 from __future__ import annotations
 
@@ -39,7 +45,8 @@ import minidl.functional as F
 from alexnet import models
 from minidl import optim
 
-RTOL = 1e-3
+RTOL = 1e-3      # float32, relative to each tensor's largest element (see the module docstring)
+RTOL64 = 1e-6    # float64: only the summation order differs
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -163,34 +170,80 @@ SMALL = ("cifar", "mini")   # cheap enough to recompute the gradient at every SG
 # ============================================================================ helpers
 def assert_scaled_close(ours, theirs, rtol, what):
     """max |ours - theirs| <= rtol * max |theirs| (+ a tiny floor for all-zero tensors)."""
-    ours = ours.numpy() if isinstance(ours, md.Tensor) else np.asarray(ours)
-    theirs = theirs.detach().numpy() if isinstance(theirs, torch.Tensor) else np.asarray(theirs)
-    assert ours.shape == theirs.shape, f"{what}: shape {ours.shape} vs torch {theirs.shape}"
-    err, scale = float(np.abs(ours - theirs).max()), float(np.abs(theirs).max())
+    ours = torch.from_numpy(np.asarray(ours.data if isinstance(ours, md.Tensor) else ours))
+    theirs = theirs.detach() if isinstance(theirs, torch.Tensor) else torch.from_numpy(np.asarray(theirs))
+    assert ours.shape == theirs.shape, f"{what}: shape {tuple(ours.shape)} vs torch {tuple(theirs.shape)}"
+    # (torch's reductions are multi-threaded: fc6's 37.7 M elements compare quickly)
+    err, scale = float((ours - theirs).abs_().max()), max(float(theirs.max()), -float(theirs.min()))
     assert err <= rtol * scale + 1e-12, f"{what}: max error {err:.3g} > {rtol} * scale {scale:.3g}"
 
 
 def copy_into_twin(model, twin):
-    """minidl -> torch in parameters() order; shapes and names must pair one to one."""
+    """minidl -> torch in parameters() order; shapes and names must pair one to one.
+    Buffers (BatchNorm's running statistics) are copied by name."""
     ours, theirs = list(model.named_parameters()), list(twin.named_parameters())
     assert [(n, p.shape) for n, p in ours] == [(n, tuple(q.shape)) for n, q in theirs]
+    buffers = dict(model.named_buffers())
     with torch.no_grad():
         for (_, p), (_, q) in zip(ours, theirs):
             q.copy_(torch.from_numpy(p.numpy()))
+        for bname, b in twin.named_buffers():
+            b.copy_(torch.from_numpy(np.asarray(buffers[bname])))
+
+
+def to_float64(model, twin):
+    """Both networks in float64 (minidl: every parameter and floating buffer, in place)."""
+    for p in model.parameters():
+        p.data = p.data.astype(np.float64)
+    for m in model.modules():
+        for bname, b in list(m._buffers.items()):
+            if b is not None and b.dtype.kind == "f":
+                setattr(m, bname, b.astype(np.float64))
+    twin.double()
+
+
+def forward_backward(model, twin, x, y):
+    logits, tlogits = model(md.tensor(x)), twin(torch.from_numpy(x))
+    loss = F.cross_entropy(logits, y)
+    tloss = tnn.functional.cross_entropy(tlogits, torch.from_numpy(y))
+    loss.backward()
+    tloss.backward()
+    return logits, tlogits, loss.item(), tloss.item()
 
 
 def run_parity(name, train=False, **options):
+    """float32: logits, loss and the classifier's gradients at RTOL; float64: logits, every
+    gradient, the parameters after three SGD steps (and BN's running averages) at RTOL64."""
     num_classes = 10
     md.manual_seed(0)
     model = alexnet.build(name, num_classes=num_classes, **options)
-    twin = TWINS[name](num_classes, options.get("dropout", models.VARIANTS[name].dropout))
+    with torch.device("meta"):  # skip torch's initialisation: the values are copied from minidl
+        twin = TWINS[name](num_classes, options.get("dropout", models.VARIANTS[name].dropout))
+    twin.to_empty(device="cpu")
     copy_into_twin(model, twin)
     model.train(train)
     twin.train(train)
-
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, *model.input_shape)).astype(np.float32)
     y = rng.integers(0, num_classes, size=2)
+
+    # float32, as the networks train
+    state = {k: v.copy() for k, v in model.state_dict().items()} if train else None
+    logits, tlogits, loss, tloss = forward_backward(model, twin, x, y)
+    assert logits.dtype == np.float32
+    assert_scaled_close(logits, tlogits, RTOL, f"{name}: float32 logits")
+    assert abs(loss - tloss) <= RTOL * abs(tloss), (loss, tloss)
+    for (pname, p), q in zip(model.named_parameters(), twin.parameters()):
+        assert p.grad is not None, f"{name}: {pname} got no gradient"
+        if pname.startswith("classifier."):   # no max-pool between these and the loss
+            assert_scaled_close(p.grad, q.grad, RTOL, f"{name}: float32 gradient of {pname}")
+    if train:  # BatchNorm's running averages moved; start float64 from the same state
+        model.load_state_dict(state)
+        twin.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()}, strict=False)
+
+    # float64: everything, tightly
+    to_float64(model, twin)
+    x = x.astype(np.float64)
     before = [p.numpy() for p in model.parameters()]
     sgd = dict(lr=0.01, momentum=0.9, weight_decay=5e-4)
     opt, topt = optim.SGD(model.parameters(), **sgd), torch.optim.SGD(twin.parameters(), **sgd)
@@ -198,28 +251,23 @@ def run_parity(name, train=False, **options):
         if step == 0 or name in SMALL:
             opt.zero_grad()
             topt.zero_grad()
-            logits, tlogits = model(md.tensor(x)), twin(torch.from_numpy(x))
-            loss = F.cross_entropy(logits, y)
-            tloss = tnn.functional.cross_entropy(tlogits, torch.from_numpy(y))
-            loss.backward()
-            tloss.backward()
+            logits, tlogits, loss, tloss = forward_backward(model, twin, x, y)
             if step == 0:
-                assert logits.dtype == np.float32
-                assert_scaled_close(logits, tlogits, RTOL, f"{name}: logits")
-                assert abs(loss.item() - tloss.item()) <= RTOL * abs(tloss.item()), (loss.item(), tloss.item())
+                assert logits.dtype == np.float64
+                assert_scaled_close(logits, tlogits, RTOL64, f"{name}: float64 logits")
                 for (pname, p), q in zip(model.named_parameters(), twin.parameters()):
-                    assert p.grad is not None, f"{name}: {pname} got no gradient"
-                    assert_scaled_close(p.grad, q.grad, RTOL, f"{name}: gradient of {pname}")
+                    assert_scaled_close(p.grad, q.grad, RTOL64, f"{name}: float64 gradient of {pname}")
         opt.step()
         topt.step()
     for (pname, p), q, p0 in zip(model.named_parameters(), twin.parameters(), before):
-        assert_scaled_close(p, q, 1e-5, f"{name}: {pname} after 3 SGD steps")
-        assert_scaled_close(p.numpy() - p0, q.detach().numpy() - p0, RTOL, f"{name}: change of {pname}")
+        # the change each parameter made (both start from p0); implies the parameters agree
+        p0 = torch.from_numpy(p0)
+        assert_scaled_close(torch.from_numpy(p.data) - p0, q.detach() - p0, RTOL64, f"{name}: change of {pname}")
     if train:  # batch statistics went into the running averages the same way
         ours = dict(model.named_buffers())
         for bname, b in twin.named_buffers():
-            if bname in ours:
-                assert_scaled_close(np.asarray(ours[bname]), b, RTOL, f"{name}: buffer {bname}")
+            assert bname in ours, f"{name}: minidl has no buffer {bname}"
+            assert_scaled_close(np.asarray(ours[bname]), b, RTOL64, f"{name}: buffer {bname}")
     return model
 
 
