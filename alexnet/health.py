@@ -12,9 +12,9 @@ warning fires once per (kind, layer) for the whole run, so a long run is not flo
 
 The warnings, and what they measure:
 
-stuck at chance   the loss has stayed within ``chance_margin`` nats of ln(num_classes) -- what a
-                  network that outputs the same scores for every class gets -- for
-                  ``chance_steps`` consecutive steps.
+stuck at chance   the mean loss of each half of the last ``chance_steps`` steps is within
+                  ``chance_margin`` nats of ln(num_classes) -- what a network that outputs the
+                  same scores for every class gets.
 non-finite loss   the loss is NaN or infinite.
 dead units        a ReLU layer has at least ``dead_threshold`` of its units (channels /
                   features) at zero for every example of the batch, on ``patience``
@@ -34,6 +34,7 @@ zero weights      a weighted layer's parameters are all exactly zero (no symmetr
 from __future__ import annotations
 
 import math
+from collections import deque
 
 CAUSES = {
     "init": "the initialisation (weights too small make activations and gradients shrink layer by layer, "
@@ -55,7 +56,7 @@ class HealthCheck:
 
     num_classes      for the chance-level loss ln(num_classes)
     chance_margin    nats around ln(num_classes) that count as "at chance" (default 0.05)
-    chance_steps     consecutive steps at chance before warning (default 100)
+    chance_steps     the window of steps whose losses must sit at chance (default 100)
     dead_threshold   fraction of dead units that counts as "nearly all dead" (default 0.9)
     grad_factor      layer-to-layer gradient change that counts as vanishing/exploding (default 100)
     total_factor     change from the last hidden weighted layer to the first that counts (default 300)
@@ -79,7 +80,7 @@ class HealthCheck:
         self.ratio_low, self.ratio_high, self.patience = ratio_low, ratio_high, patience
         self.fired: set = set()          # (kind, layer) already warned about
         self.warnings: list = []         # every warning given, in order
-        self._at_chance = 0              # consecutive steps with the loss at chance
+        self._losses = deque(maxlen=chance_steps)   # the last chance_steps losses
         self._streaks: dict = {}         # (kind, layer) -> consecutive monitored steps it held
         self._seen_step = None           # the newest monitored step already looked at
 
@@ -91,11 +92,9 @@ class HealthCheck:
         if not math.isfinite(loss):
             self._fire(out, ("nonfinite", ""), f"step {step}: the loss is {loss}: training has diverged. "
                        + _causes("lr", "input", "init"))
-            self._at_chance = 0
-        elif abs(loss - self.chance) <= self.chance_margin:
-            self._at_chance += 1
+            self._losses.clear()
         else:
-            self._at_chance = 0
+            self._losses.append(loss)
         records = []
         if monitor is not None:
             records = monitor.latest()
@@ -104,7 +103,7 @@ class HealthCheck:
             elif records:
                 self._seen_step = records[0]["step"]
                 out += self.check_records(step, records)
-        if self._at_chance >= self.chance_steps:
+        if self.at_chance():
             detail = ""
             latest = records or (monitor.latest() if monitor is not None else [])
             weighted = [r for r in latest if r["type"] in WEIGHTED and r["act_std"] is not None]
@@ -114,10 +113,22 @@ class HealthCheck:
                           f"output std {low['act_std']:.3g}).")
             self._fire(out, ("chance", ""), (
                 f"step {step}: the loss has stayed within {self.chance_margin:g} of ln({self.num_classes}) = "
-                f"{self.chance:.3f} -- the loss of a network that gives every class the same score -- for "
-                f"{self._at_chance} steps: the network is stuck at chance and is not learning.{detail} "
+                f"{self.chance:.3f} -- the loss of a network that gives every class the same score -- over "
+                f"the last {self.chance_steps} steps: the network is stuck at chance and is not learning.{detail} "
                 + _causes("init", "lr", "input")))
         return out
+
+    def at_chance(self) -> bool:
+        """Whether the mean loss of each half of the last ``chance_steps`` steps is within
+        ``chance_margin`` of ln(num_classes). Means, not single steps, so that a stuck network
+        whose per-batch loss wobbles (dropout, small batches) is still caught; both halves, so
+        that a loss passing through ln(C) on its way down (mean 2.3 of 3.0 ... 1.6) is not."""
+        if len(self._losses) < self.chance_steps:
+            return False
+        losses = list(self._losses)
+        half = len(losses) // 2
+        return all(abs(sum(part) / len(part) - self.chance) <= self.chance_margin
+                   for part in (losses[:half] or losses, losses[half:]))
 
     def check_records(self, step: int, records) -> list:
         """Layer warnings from one monitored step's records (LayerMonitor.latest())."""

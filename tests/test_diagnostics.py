@@ -349,3 +349,14 @@ def test_trainer_runs_the_monitor_and_health_check_and_writes_layers_png(tmp_pat
     assert any("weights of layer '1' (Linear) are all zero" in m for m in warnings)
     assert len(warnings) == len(set(warnings))
     assert (tmp_path / "layers.png").stat().st_size > 1000
+
+
+def test_stuck_at_chance_uses_window_means():
+    chance = math.log(10)
+    wobbling = HealthCheck(10, chance_steps=40)   # a stuck net whose per-batch loss wobbles by +-0.1
+    fired = [step for step in range(60) if wobbling.check(step, chance + (0.1 if step % 2 else -0.1))]
+    assert fired == [39]
+    passing = HealthCheck(10, chance_steps=40)    # a loss falling through ln(10): window mean ~2.3
+    losses = np.linspace(3.0, 1.6, 40)
+    assert abs(losses.mean() - chance) < 0.05
+    assert not any(passing.check(step, loss) for step, loss in enumerate(losses))

@@ -116,11 +116,17 @@ def train_one(model_name, setting, seed, *, out, epochs=None, batch_size=None, l
                  width=width, seed=seed, out=out, limit_train=limit_train, limit_test=limit_test,
                  data_dir=data_dir, device=device, augment=augment, **options)
     cfg, parts = setup(given, overwrite=True, log=lambda *a: None)
+
+    def log(*parts_):  # only the health check's warnings, labelled with the run
+        message = " ".join(map(str, parts_))
+        if message.startswith("health check"):
+            print(f"[{model_name} {setting} seed {seed}] {message}", flush=True)
+
     trainer = trainer_module.Trainer(parts["model"], parts["optimizer"], parts["train_loader"],
                                      parts["test_loader"], epochs=cfg["epochs"], num_classes=cfg["num_classes"],
                                      out_dir=cfg["out"], schedule=parts["schedule"], device=cfg["device"],
                                      classes=parts["test_ds"].classes, meta=parts["meta"], progress=progress,
-                                     plots=False, log=lambda *a: None)
+                                     plots=False, log=log)
     trainer.fit()
     return 1.0 - trainer.history[-1]["test_acc"], cfg
 
