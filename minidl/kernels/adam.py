@@ -22,6 +22,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import backend
+from . import pick
 
 
 def adam_step_reference(w, g, state, lr, betas, eps, weight_decay):
@@ -119,5 +120,5 @@ def adam_step_xp(w, g, state, lr, betas, eps, weight_decay):
 
 def adam_step(w, g, state, lr, betas, eps, weight_decay):
     """Update w and state in place (CuPy kernel for GPU arrays, Numba otherwise)."""
-    fn = adam_step_cupy if backend.is_gpu_array(w) else adam_step_numba
+    fn = pick(adam_step_reference, adam_step_numba, adam_step_cupy, w)
     fn(w, g, state, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)

@@ -28,6 +28,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import backend
+from . import pick
 
 
 def _view3(x):
@@ -175,13 +176,9 @@ def batch_norm_backward_numba(g, x, mean, invstd, weight, batch_stats):
 # ------------------------------------------------------------------ dispatchers
 def batch_norm_forward(x, weight, bias, eps, mean=None, var=None):
     """(y, mean, var, invstd); batch statistics (biased var) when mean/var are None."""
-    if backend.is_gpu_array(x):
-        return batch_norm_forward_cupy(x, weight, bias, eps, mean, var)
-    return batch_norm_forward_numba(x, weight, bias, eps, mean, var)
+    return pick(batch_norm_forward_reference, batch_norm_forward_numba, batch_norm_forward_cupy, x)(x, weight, bias, eps, mean, var)
 
 
 def batch_norm_backward(g, x, mean, invstd, weight, batch_stats):
     """(dx, dweight, dbias); batch_stats says whether mean/invstd were computed from x."""
-    if backend.is_gpu_array(x):
-        return batch_norm_backward_cupy(g, x, mean, invstd, weight, batch_stats)
-    return batch_norm_backward_numba(g, x, mean, invstd, weight, batch_stats)
+    return pick(batch_norm_backward_reference, batch_norm_backward_numba, batch_norm_backward_cupy, x)(g, x, mean, invstd, weight, batch_stats)

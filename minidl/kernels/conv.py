@@ -53,6 +53,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import backend
+from . import pick
 
 
 def _pair(v):
@@ -67,17 +68,26 @@ def output_size(h, w, kernel_size, stride, padding):
 
 # ======================================================================= im2col / col2im
 # ---------------------------------------------------------------- reference (NumPy)
-def im2col_reference(x, kernel_size, stride=1, padding=0):
-    """x (B, C, H, W) -> col (C*kh*kw, B*OH*OW), layout in the module docstring."""
+def im2col_reference(x, kernel_size, stride=1, padding=0, out=None):
+    """x (B, C, H, W) -> col (C*kh*kw, B*OH*OW), layout in the module docstring (into ``out`` if given)."""
     (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size), _pair(stride), _pair(padding)
     xpad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     # windows[n, c, oh, ow, i, j] = xpad[n, c, oh*sh + i, ow*sw + j]
     windows = np.lib.stride_tricks.sliding_window_view(xpad, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
     b, c, oh, ow = windows.shape[:4]
-    return windows.transpose(1, 4, 5, 0, 2, 3).reshape(c * kh * kw, b * oh * ow).copy()
+    col = windows.transpose(1, 4, 5, 0, 2, 3).reshape(c * kh * kw, b * oh * ow)
+    return _into(out, col)
 
 
-def col2im_reference(col, x_shape, kernel_size, stride=1, padding=0):
+def _into(out, result):
+    """result copied into out when out is given (the fast versions' ``out=`` contract), else a copy."""
+    if out is None:
+        return result.copy()
+    out[...] = result
+    return out
+
+
+def col2im_reference(col, x_shape, kernel_size, stride=1, padding=0, out=None):
     """The adjoint of im2col: col (C*kh*kw, B*OH*OW) -> (B, C, H, W), overlapping taps summed."""
     (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size), _pair(stride), _pair(padding)
     b, c, h, w = x_shape
@@ -87,7 +97,7 @@ def col2im_reference(col, x_shape, kernel_size, stride=1, padding=0):
     for oh in range(oh_n):
         for ow in range(ow_n):  # the window of output (oh, ow) receives its column
             xpad[:, :, oh * sh:oh * sh + kh, ow * sw:ow * sw + kw] += col6[:, :, :, :, oh, ow].transpose(3, 0, 1, 2)
-    return xpad[:, :, ph:ph + h, pw:pw + w].copy()
+    return _into(out, xpad[:, :, ph:ph + h, pw:pw + w])
 
 
 # ---------------------------------------------------------------- Numba (CPU)
@@ -235,16 +245,12 @@ def col2im_cupy(col, x_shape, kernel_size, stride=1, padding=0, out=None):
 # ---------------------------------------------------------------- dispatchers
 def im2col(x, kernel_size, stride=1, padding=0, out=None):
     """x (B, C, H, W) -> col (C*kh*kw, B*OH*OW): the cupy version for GPU arrays, numba otherwise."""
-    if backend.is_gpu_array(x):
-        return im2col_cupy(x, kernel_size, stride, padding, out)
-    return im2col_numba(x, kernel_size, stride, padding, out)
+    return pick(im2col_reference, im2col_numba, im2col_cupy, x)(x, kernel_size, stride, padding, out)
 
 
 def col2im(col, x_shape, kernel_size, stride=1, padding=0, out=None):
     """col (C*kh*kw, B*OH*OW) -> (B, C, H, W), the adjoint of im2col; cupy on GPU, numba otherwise."""
-    if backend.is_gpu_array(col):
-        return col2im_cupy(col, x_shape, kernel_size, stride, padding, out)
-    return col2im_numba(col, x_shape, kernel_size, stride, padding, out)
+    return pick(col2im_reference, col2im_numba, col2im_cupy, col)(col, x_shape, kernel_size, stride, padding, out)
 
 
 # ======================================================================= packing (NCHW <-> (O, B*P))

@@ -37,6 +37,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import backend
+from . import pick
 
 # Philox4x32 constants (Random123's PHILOX_M4x32_0/1 and PHILOX_W32_0/1)
 M0, M1 = 0xD2511F53, 0xCD9E8D57
@@ -82,6 +83,11 @@ def dropout_forward_reference(x, p, seed, call, scale):
     """(y, mask) with y = x * scale where kept, 0 elsewhere."""
     mask = dropout_mask_reference(x.size, p, seed, call).reshape(x.shape)
     return np.where(mask, x * x.dtype.type(scale), x.dtype.type(0)), mask
+
+
+def dropout_backward_reference(g, mask, scale):
+    """dx = g * scale where the mask kept, 0 elsewhere."""
+    return np.where(mask, g * g.dtype.type(scale), g.dtype.type(0))
 
 
 # ---------------------------------------------------------- array-generic (GPU)
@@ -200,16 +206,12 @@ def dropout_backward_numba(g, mask, scale):
 # ------------------------------------------------------------------ dispatchers
 def dropout_forward(x, p, seed, call, scale):
     """(y, mask): y = x * scale where the Philox mask keeps, else 0 (CuPy on GPU, Numba on CPU)."""
-    if backend.is_gpu_array(x):
-        return dropout_forward_cupy(x, p, seed, call, scale)
-    return dropout_forward_numba(x, p, seed, call, scale)
+    return pick(dropout_forward_reference, dropout_forward_numba, dropout_forward_cupy, x)(x, p, seed, call, scale)
 
 
 def dropout_backward(g, mask, scale):
     """dx = g * scale where kept, else 0."""
-    if backend.is_gpu_array(g):
-        return dropout_backward_cupy(g, mask, scale)
-    return dropout_backward_numba(g, mask, scale)
+    return pick(dropout_backward_reference, dropout_backward_numba, dropout_backward_cupy, g)(g, mask, scale)
 
 
 def dropout_mask(n, p, seed, call, device="cpu"):

@@ -29,6 +29,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import backend
+from . import pick
 
 BLOCK = 512  # positions (of M = H*W) per Numba work item: the running sums stay in L1
 
@@ -177,13 +178,9 @@ def lrn_backward_cupy(x, g, p, q, size, alpha, beta):
 # ==================================================================== dispatchers
 def lrn_forward(x, size, alpha, beta, k):
     """(b, p, q): the normalised output, s^(-beta) and s^(-beta-1)."""
-    if backend.is_gpu_array(x):
-        return lrn_forward_cupy(x, size, alpha, beta, k)
-    return lrn_forward_numba(x, size, alpha, beta, k)
+    return pick(lrn_forward_reference, lrn_forward_numba, lrn_forward_cupy, x)(x, size, alpha, beta, k)
 
 
 def lrn_backward(x, g, p, q, size, alpha, beta):
     """dL/da from the input a, the upstream gradient g and the forward's p, q."""
-    if backend.is_gpu_array(x):
-        return lrn_backward_cupy(x, g, p, q, size, alpha, beta)
-    return lrn_backward_numba(x, g, p, q, size, alpha, beta)
+    return pick(lrn_backward_reference, lrn_backward_numba, lrn_backward_cupy, x)(x, g, p, q, size, alpha, beta)

@@ -34,6 +34,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import backend
+from . import pick
 
 
 def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -222,16 +223,14 @@ def max_pool2d_backward_cupy(g, idx, input_hw, kernel_size, stride, padding):
 
 def max_pool2d_forward(x, kernel_size, stride, padding):
     """(y, idx): the max of each window and the int32 flat in-plane index of the (first) maximum."""
-    if backend.is_gpu_array(x):
-        return max_pool2d_forward_cupy(x, kernel_size, stride, padding)
-    return max_pool2d_forward_numba(x, kernel_size, stride, padding)
+    return pick(max_pool2d_forward_reference, max_pool2d_forward_numba, max_pool2d_forward_cupy, x)(x, kernel_size, stride, padding)
 
 
 def max_pool2d_backward(g, idx, input_hw, kernel_size, stride, padding):
     """dL/dx: each g[n, c, i, j] added at x[n, c].flat[idx[n, c, i, j]]."""
     if backend.is_gpu_array(g):
         return max_pool2d_backward_cupy(g, idx, input_hw, kernel_size, stride, padding)
-    return max_pool2d_backward_numba(g, idx, input_hw)
+    return pick(max_pool2d_backward_reference, max_pool2d_backward_numba, None, g)(g, idx, input_hw)
 
 
 # ===================================================================== avg_pool2d
@@ -339,15 +338,11 @@ def avg_pool2d_backward_cupy(g, input_hw, kernel_size, stride, padding):
 
 
 def avg_pool2d_forward(x, kernel_size, stride, padding):
-    if backend.is_gpu_array(x):
-        return avg_pool2d_forward_cupy(x, kernel_size, stride, padding)
-    return avg_pool2d_forward_numba(x, kernel_size, stride, padding)
+    return pick(avg_pool2d_forward_reference, avg_pool2d_forward_numba, avg_pool2d_forward_cupy, x)(x, kernel_size, stride, padding)
 
 
 def avg_pool2d_backward(g, input_hw, kernel_size, stride, padding):
-    if backend.is_gpu_array(g):
-        return avg_pool2d_backward_cupy(g, input_hw, kernel_size, stride, padding)
-    return avg_pool2d_backward_numba(g, input_hw, kernel_size, stride, padding)
+    return pick(avg_pool2d_backward_reference, avg_pool2d_backward_numba, avg_pool2d_backward_cupy, g)(g, input_hw, kernel_size, stride, padding)
 
 
 # ============================================================ adaptive_avg_pool2d
@@ -448,14 +443,10 @@ def adaptive_avg_pool2d_backward_cupy(g, input_hw):
 
 
 def adaptive_avg_pool2d_forward(x, output_hw):
-    if backend.is_gpu_array(x):
-        return adaptive_avg_pool2d_forward_cupy(x, output_hw)
-    return adaptive_avg_pool2d_forward_numba(x, output_hw)
+    return pick(adaptive_avg_pool2d_forward_reference, adaptive_avg_pool2d_forward_numba, adaptive_avg_pool2d_forward_cupy, x)(x, output_hw)
 
 
 def adaptive_avg_pool2d_backward(g, input_hw):
-    if backend.is_gpu_array(g):
-        return adaptive_avg_pool2d_backward_cupy(g, input_hw)
-    return adaptive_avg_pool2d_backward_numba(g, input_hw)
+    return pick(adaptive_avg_pool2d_backward_reference, adaptive_avg_pool2d_backward_numba, adaptive_avg_pool2d_backward_cupy, g)(g, input_hw)
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import backend
+from . import pick
 
 
 def sgd_step_reference(w, g, state, lr, momentum, dampening, weight_decay, nesterov, rule):
@@ -145,6 +146,6 @@ def sgd_step_xp(w, g, state, lr, momentum, dampening, weight_decay, nesterov, ru
 
 def sgd_step(w, g, state, lr, momentum, dampening, weight_decay, nesterov, rule):
     """Update w and state in place (CuPy kernel for GPU arrays, Numba otherwise)."""
-    fn = sgd_step_cupy if backend.is_gpu_array(w) else sgd_step_numba
+    fn = pick(sgd_step_reference, sgd_step_numba, sgd_step_cupy, w)
     fn(w, g, state, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
        nesterov=nesterov, rule=rule)
