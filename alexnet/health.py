@@ -83,10 +83,15 @@ class HealthCheck:
         self._losses = deque(maxlen=chance_steps)   # the last chance_steps losses
         self._streaks: dict = {}         # (kind, layer) -> consecutive monitored steps it held
         self._seen_step = None           # the newest monitored step already looked at
+        self._annealing = False          # the schedule has lowered lr below 10% of its peak
 
     # ----------------------------------------------------------------- public
-    def check(self, step: int, loss: float, monitor=None) -> list:
-        """Feed one step's loss (a float) and the monitor; returns the new warnings (strings)."""
+    def check(self, step: int, loss: float, monitor=None, lr_scale: float = 1.0) -> list:
+        """Feed one step's loss (a float) and the monitor; returns the new warnings (strings).
+
+        ``lr_scale``: the learning rate now over its peak. Below 0.1 a schedule is annealing on
+        purpose, so tiny update-to-weight ratios are expected and not reported."""
+        self._annealing = lr_scale < 0.1
         out = []
         loss = float(loss)
         if not math.isfinite(loss):
@@ -154,7 +159,7 @@ class HealthCheck:
                     + _causes("init")))
             ratio = r.get("update_ratio")
             if kind in WEIGHTED and ratio is not None and math.isfinite(ratio):
-                if ratio < self.ratio_low and sustained(("ratio-low", name)):
+                if ratio < self.ratio_low and not self._annealing and sustained(("ratio-low", name)):
                     self._fire(out, ("ratio", name), (
                         f"step {step}: layer '{name}' ({kind}) changes by only {ratio:.2g} of its size per step "
                         f"(update-to-weight ratio; ~1e-3 is healthy): it is barely learning. "

@@ -168,7 +168,7 @@ RECIPES: dict[str, dict] = {
     # 2-core CPU, evaluation included. Half width runs ~440 img/s there (full width ~150), so four
     # epochs fit; Adam with a one-cycle schedule annealed to the time budget learned fastest in
     # short trials (docs/training.md has the trials), and dropout 0.5 slowed those epochs down.
-    "mini": dict(optimizer="adam", lr=0.003, momentum=0.9, weight_decay=0.0, batch_size=128, epochs=4,
+    "mini": dict(optimizer="adam", lr=0.003, momentum=0.9, weight_decay=0.0, batch_size=64, epochs=4,
                  schedule="onecycle", schedule_args={}, dataset="fashion-mnist", input_shape=(1, 28, 28),
                  width=0.5, dropout=0.1, time_budget=570,
                  notes="the main job: tuned for 10 minutes on a 2-core CPU (see docs/training.md)"),

@@ -523,7 +523,9 @@ class Trainer:
                 if self.monitor is not None:
                     self.monitor.after_step()
                 if self.health is not None:
-                    for message in self.health.check(epoch * n_steps + step, loss_value, self.monitor):
+                    peak = max(self.schedule.base_lrs) or 1.0
+                    for message in self.health.check(epoch * n_steps + step, loss_value, self.monitor,
+                                                     lr_scale=self.schedule.lr / peak):
                         tqdm.write(message) if self.progress else self.log(message)
                 pred = backend.asnumpy(logits.data.argmax(axis=1))
                 n = len(pred)

@@ -360,3 +360,19 @@ def test_stuck_at_chance_uses_window_means():
     losses = np.linspace(3.0, 1.6, 40)
     assert abs(losses.mean() - chance) < 0.05
     assert not any(passing.check(step, loss) for step, loss in enumerate(losses))
+
+
+def test_tiny_updates_are_not_reported_while_the_schedule_anneals():
+    class Monitor:
+        def __init__(self):
+            self.step = 0
+
+        def latest(self):
+            return [record("fc", "Linear", update_ratio=1e-7) | {"step": self.step}]
+
+    monitor = Monitor()
+    annealing = HealthCheck(10, patience=1)
+    assert annealing.check(0, 1.0, monitor, lr_scale=0.01) == []    # lr at 1% of its peak: expected
+    warned = HealthCheck(10, patience=1)
+    out = warned.check(0, 1.0, monitor, lr_scale=1.0)
+    assert len(out) == 1 and "barely learning" in out[0]
