@@ -208,27 +208,33 @@ def bench_sgd(quick, device, repeats, warmup):
 
 
 # -------------------------------------------------------- training steps
-def step_functions(name, batch, device, num_classes=None):
-    """(ours_step, torch_step) for one training step (forward, loss, backward, SGD update) of a variant."""
+def step_functions(name, batch, device, num_classes=None, sides=("ours", "torch")):
+    """(ours_step, torch_step) for one training step (forward, loss, backward, SGD update) of a variant;
+    a side left out of ``sides`` is None and never built (the memory benchmark measures one alone)."""
     import alexnet  # noqa: PLC0415
     from alexnet.twins import torch_twin  # noqa: PLC0415
     t = _torch()
     num_classes = num_classes or (10 if name == "mini" else 1000)
     model = alexnet.build(name, num_classes=num_classes)
-    twin = torch_twin(model)
+    twin = torch_twin(model) if "torch" in sides else None
+    if "ours" not in sides:
+        model = None  # only its weights were needed, for the twin
     tdev = "cuda" if device == "gpu" else "cpu"
     if device == "gpu":
-        model.to("gpu")
-        twin.to(tdev)
+        model and model.to("gpu")
+        twin and twin.to(tdev)
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((batch,) + tuple(model.input_shape)).astype(np.float32)
+    input_shape = alexnet.build(name, num_classes=num_classes).input_shape if model is None else model.input_shape
+    x = rng.standard_normal((batch,) + tuple(input_shape)).astype(np.float32)
     y = rng.integers(0, num_classes, batch)
     xo, yo = md.tensor(x, device=device), md.tensor(y, device=device)
     xt, yt = t.tensor(x, device=tdev), t.tensor(y, device=tdev)
-    opt = md.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
-    topt = t.optim.SGD(twin.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
-    model.train()
-    twin.train()
+    if model is not None:
+        opt = md.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
+        model.train()
+    if twin is not None:
+        topt = t.optim.SGD(twin.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
+        twin.train()
 
     def ours():
         opt.zero_grad()
@@ -242,7 +248,7 @@ def step_functions(name, batch, device, num_classes=None):
         topt.step()
         if device == "gpu":
             t.cuda.synchronize()
-    return ours, theirs
+    return (ours if model is not None else None), (theirs if twin is not None else None)
 
 
 def bench_steps(names, batches, device, repeats, warmup):
@@ -262,7 +268,7 @@ def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 from alexnet.bench import step_functions
-ours, theirs = step_functions(sys.argv[1], int(sys.argv[2]), "cpu")
+ours, theirs = step_functions(sys.argv[1], int(sys.argv[2]), "cpu", sides=(sys.argv[3],))
 fn = ours if sys.argv[3] == "ours" else theirs
 fn()  # warm-up
 base = rss()

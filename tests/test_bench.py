@@ -56,3 +56,13 @@ def test_torch_twin_computes_the_same_logits():
     x = np.random.default_rng(0).standard_normal((2, 1, 28, 28)).astype(np.float32)
     with md.no_grad(), torch.no_grad():
         assert_close(model(md.tensor(x)), twin(torch.tensor(x)), np.float32, "mini logits", rtol=1e-3)
+
+
+def test_step_functions_build_only_the_sides_asked_for():
+    """The memory benchmark measures one framework per process: the other must not be built."""
+    ours, theirs = bench.step_functions("mini", 2, "cpu", sides=("ours",))
+    assert theirs is None
+    ours()
+    ours, theirs = bench.step_functions("mini", 2, "cpu", sides=("torch",))
+    assert ours is None
+    theirs()
