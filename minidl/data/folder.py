@@ -20,23 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .transforms import _size_pair
+
 __all__ = ["IMG_EXTENSIONS", "ImageFolder"]
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".gif", ".tif", ".tiff", ".webp")
-
-
-def _size_pair(size, who):
-    if size is None:
-        return None
-    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-        size = (int(size), int(size))
-    try:
-        h, w = (int(s) for s in size)
-    except (TypeError, ValueError):
-        raise TypeError(f"{who}: size must be an int or a pair (h, w), got {size!r}") from None
-    if h <= 0 or w <= 0:
-        raise ValueError(f"{who}: size must be positive, got {size!r}")
-    return h, w
 
 
 class ImageFolder:
@@ -46,7 +34,7 @@ class ImageFolder:
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"ImageFolder: root {self.root} is not a directory")
-        self.size = _size_pair(size, "ImageFolder")
+        self.size = None if size is None else _size_pair(size, "ImageFolder")
         self.classes = sorted(e.name for e in os.scandir(self.root) if e.is_dir() and not e.name.startswith("."))
         if not self.classes:
             raise FileNotFoundError(f"ImageFolder: {self.root} has no class sub-directories (expected root/<class>/<image>)")
