@@ -6,6 +6,8 @@ function, the argument and the shapes) and then applies a Function from
 """
 from __future__ import annotations
 
+import numbers
+
 from . import backend
 from .ops import basic, loss
 from .ops import _flatten
@@ -177,7 +179,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, mode: str = "inver
     """
     from . import random as _random  # noqa: PLC0415
     from .ops import dropout as _dropout  # noqa: PLC0415
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
         raise ValueError(f"dropout: p must be a probability in [0, 1], got {p!r}")
     if mode not in ("inverted", "paper"):
         raise ValueError(f"dropout: mode must be 'inverted' or 'paper', got {mode!r}")

@@ -161,3 +161,13 @@ def test_gpu_mask_equals_cpu_mask():
     md.manual_seed(11)
     gpu = F.dropout(x.to("gpu"), 0.5).numpy()
     np.testing.assert_array_equal(cpu, gpu)
+
+
+def test_numpy_scalar_probability_is_accepted():
+    import numpy as np
+    import minidl as md
+    import minidl.functional as F
+    x = md.tensor(np.ones((4, 8), dtype=np.float32))
+    a = F.dropout(x, np.float32(0.25)).numpy()
+    assert set(np.unique(a)).issubset({0.0, np.float32(1 / 0.75)})
+    assert md.nn.Dropout(np.float64(0.25)).p == 0.25
