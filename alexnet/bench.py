@@ -216,15 +216,16 @@ def step_functions(name, batch, device, num_classes=None, sides=("ours", "torch"
     t = _torch()
     num_classes = num_classes or (10 if name == "mini" else 1000)
     model = alexnet.build(name, num_classes=num_classes)
+    input_shape = model.input_shape
     twin = torch_twin(model) if "torch" in sides else None
     if "ours" not in sides:
         model = None  # only its weights were needed, for the twin
     tdev = "cuda" if device == "gpu" else "cpu"
-    if device == "gpu":
-        model and model.to("gpu")
-        twin and twin.to(tdev)
+    if device == "gpu" and model is not None:
+        model.to("gpu")
+    if device == "gpu" and twin is not None:
+        twin.to(tdev)
     rng = np.random.default_rng(0)
-    input_shape = alexnet.build(name, num_classes=num_classes).input_shape if model is None else model.input_shape
     x = rng.standard_normal((batch,) + tuple(input_shape)).astype(np.float32)
     y = rng.integers(0, num_classes, batch)
     xo, yo = md.tensor(x, device=device), md.tensor(y, device=device)

@@ -1,5 +1,3 @@
-import os
-
 import pytest
 
 import minidl as md
@@ -13,14 +11,11 @@ def _seed():
 
 def pytest_collection_modifyitems(config, items):
     """Skip GPU tests cleanly where CuPy or a GPU is missing."""
-    if md.gpu_available():
-        return
     from minidl import backend
-    backend.gpu_available()
+    if backend.gpu_available():
+        return
     reason = f"no GPU: {backend._cupy_problem}"
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(pytest.mark.skip(reason=reason))
 
-
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "1")
