@@ -7,21 +7,21 @@ M = H*W), float32 or float64.  With n = ``size``, lo = n // 2, hi = (n - 1) // 2
     s[c] = k + alpha/n * sum_{c' = c-lo}^{c+hi} a[c']^2     (channels outside [0, C) count as 0)
     b[c] = a[c] * s[c]^(-beta)
 
-The forward returns (b, p, q) with p = s^(-beta) and q = s^(-beta-1) = p / s,
-which is what the backward needs (see docs/kernels/lrn.md for the derivation):
+The forward returns (b, s): the scale s is all the backward needs besides a and the upstream
+gradient g (see docs/kernels/lrn.md for the derivation).  With p = s^(-beta) and
+q = s^(-beta-1) = p / s:
 
     dL/da[c] = g[c] * p[c] - (2 alpha beta / n) * a[c] * sum_{c' = c-hi}^{c+lo} g[c'] a[c'] q[c']
 
-(the second sum runs over the channels c' whose window contains c: the
-window reflected, so for even n the two sides swap).  Saving p and q rather
-than s costs one more array but keeps every power out of the backward.
+(the second sum runs over the channels c' whose window contains c: the window reflected, so
+for even n the two sides swap).  The backward recomputes p and q from s: two square roots and
+two divisions an element cost less than writing and re-reading two more input-sized arrays.
 
-Versions: ``_reference`` (plain NumPy loops over channels, the backward written
-in "scatter" form, one window at a time), ``_numba`` (the CPU default: one pass
-over the channels with a running window sum, prange over (n, block of M)),
-``_cupy`` (array-generic: the window sum as n shifted slices of a zero-padded
-array, run by the tests with NumPy) and the dispatchers ``lrn_forward`` /
-``lrn_backward``.
+Versions: ``_reference`` (plain NumPy loops over channels, the backward written in "scatter"
+form, one window at a time), ``_numba`` (the CPU default: one pass over the channels with a
+running window sum, prange over (n, block of M)), ``_cupy`` (array-generic: the window sum as n
+shifted slices of a zero-padded array, run by the tests with NumPy) and the dispatchers
+``lrn_forward`` / ``lrn_backward``.
 """
 from __future__ import annotations
 
@@ -46,15 +46,15 @@ def lrn_forward_reference(x, size, alpha, beta, k):
     for c in range(C):
         window = x[:, max(0, c - lo):min(C, c + hi + 1)]
         s[:, c] = k + alpha / size * (window * window).sum(axis=1)
-    p = s ** -beta
-    return x * p, p, p / s
+    return x * s ** -beta, s
 
 
-def lrn_backward_reference(x, g, p, q, size, alpha, beta):
+def lrn_backward_reference(x, g, s, size, alpha, beta):
     C = x.shape[1]
     lo, hi = size // 2, (size - 1) // 2
+    p = s ** -beta
     gx = g * p                                   # the direct path: b[c] = a[c] * p[c]
-    t = g * x * q                                # g[c'] * a[c'] * s[c']^(-beta-1)
+    t = g * x * p / s                            # g[c'] * a[c'] * s[c']^(-beta-1)
     for c in range(C):                           # scatter: window c sends its share to every channel in it
         lo_c, hi_c = max(0, c - lo), min(C, c + hi + 1)
         gx[:, lo_c:hi_c] -= (2 * alpha * beta / size) * x[:, lo_c:hi_c] * t[:, c:c + 1]
@@ -64,17 +64,17 @@ def lrn_backward_reference(x, g, p, q, size, alpha, beta):
 # ========================================================================== numba
 # Arrays are indexed as a[n, c, m] (C-contiguous, so LLVM vectorises the loops over m), and
 # the choice of power function is made outside the innermost loops (a test inside them stops
-# vectorisation).
+# vectorisation).  For beta = 0.75 (every AlexNet) s^-0.75 = 1/sqrt(s*sqrt(s)): square roots
+# vectorise, pow does not.
 @njit(parallel=True, cache=True, error_model="numpy")
 def _lrn_forward_nb(x, size, coef, negbeta, k):
     N, C, M = x.shape
     lo, hi = size // 2, (size - 1) // 2
     y = np.empty_like(x)
-    p = np.empty_like(x)
-    q = np.empty_like(x)
+    s = np.empty_like(x)
     nblk = (M + BLOCK - 1) // BLOCK
-    zero, one = x.dtype.type(0.0), x.dtype.type(1.0)
-    three_quarters = negbeta == -0.75   # every AlexNet: s^-0.75 = 1/sqrt(s*sqrt(s)) (square roots vectorise, pow does not)
+    zero = x.dtype.type(0.0)
+    three_quarters = negbeta == -0.75
     for task in prange(N * nblk):
         n = task // nblk
         m0 = (task % nblk) * BLOCK
@@ -92,60 +92,77 @@ def _lrn_forward_nb(x, size, coef, negbeta, k):
                 d = c - lo - 1
                 for m in range(m0, m1):
                     acc[m - m0] -= x[n, d, m] * x[n, d, m]
-            if three_quarters:
+            if three_quarters:                       # max: a running sum can round to just below 0
                 for m in range(m0, m1):
-                    s = k + coef * max(acc[m - m0], zero)   # max: a running sum can round to just below 0
-                    ps = one / np.sqrt(s * np.sqrt(s))
-                    p[n, c, m] = ps
-                    q[n, c, m] = ps / s
-                    y[n, c, m] = x[n, c, m] * ps
+                    sc = k + coef * max(acc[m - m0], zero)
+                    s[n, c, m] = sc
+                    y[n, c, m] = x[n, c, m] / np.sqrt(sc * np.sqrt(sc))
             else:
                 for m in range(m0, m1):
-                    s = k + coef * max(acc[m - m0], zero)
-                    ps = s ** negbeta
-                    p[n, c, m] = ps
-                    q[n, c, m] = ps / s
-                    y[n, c, m] = x[n, c, m] * ps
-    return y, p, q
+                    sc = k + coef * max(acc[m - m0], zero)
+                    s[n, c, m] = sc
+                    y[n, c, m] = x[n, c, m] * sc ** negbeta
+    return y, s
+
+
+@njit(cache=True, inline="always")
+def _lrn_backward_enter(x, g, s, n, e, m0, m1, negbeta, three_quarters, p_row, t_row, acc):
+    """Channel e enters the reflected window: p = s^-beta into p_row, t = g a p / s into t_row and acc."""
+    one = x.dtype.type(1.0)
+    if three_quarters:
+        for m in range(m0, m1):
+            se = s[n, e, m]
+            p_row[m - m0] = one / np.sqrt(se * np.sqrt(se))
+    else:
+        for m in range(m0, m1):
+            p_row[m - m0] = s[n, e, m] ** negbeta
+    for m in range(m0, m1):
+        t = g[n, e, m] * x[n, e, m] * p_row[m - m0] / s[n, e, m]
+        t_row[m - m0] = t
+        acc[m - m0] += t
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def _lrn_backward_nb(x, g, p, q, size, coef2):
+def _lrn_backward_nb(x, g, s, size, negbeta, coef2):
     N, C, M = x.shape
     lo, hi = size // 2, (size - 1) // 2
+    ring = lo + hi + 2                        # channels c-hi-1 .. c+lo: the window, plus the one leaving it
     gx = np.empty_like(x)
     nblk = (M + BLOCK - 1) // BLOCK
+    three_quarters = negbeta == -0.75
     for task in prange(N * nblk):
         n = task // nblk
         m0 = (task % nblk) * BLOCK
         m1 = min(m0 + BLOCK, M)
         acc = np.zeros(BLOCK, dtype=x.dtype)  # sum of t = g a q over the reflected window [c-hi, c+lo]
+        p = np.empty((ring, BLOCK), dtype=x.dtype)   # p and t of channel c at row c % ring
+        t = np.empty((ring, BLOCK), dtype=x.dtype)
         for e in range(min(lo, C)):           # channels 0..lo-1: the part of c=0's window ahead of it
-            for m in range(m0, m1):
-                acc[m - m0] += g[n, e, m] * x[n, e, m] * q[n, e, m]
+            _lrn_backward_enter(x, g, s, n, e, m0, m1, negbeta, three_quarters, p[e % ring], t[e % ring], acc)
         for c in range(C):
             if c + lo < C:                    # the channel entering the window
                 e = c + lo
+                _lrn_backward_enter(x, g, s, n, e, m0, m1, negbeta, three_quarters, p[e % ring], t[e % ring], acc)
+            if c - hi - 1 >= 0:               # the channel leaving it: subtract exactly what was added
+                t_out = t[(c - hi - 1) % ring]
                 for m in range(m0, m1):
-                    acc[m - m0] += g[n, e, m] * x[n, e, m] * q[n, e, m]
-            if c - hi - 1 >= 0:               # the channel leaving it
-                d = c - hi - 1
-                for m in range(m0, m1):
-                    acc[m - m0] -= g[n, d, m] * x[n, d, m] * q[n, d, m]
+                    acc[m - m0] -= t_out[m - m0]
+            p_c = p[c % ring]
             for m in range(m0, m1):
-                gx[n, c, m] = g[n, c, m] * p[n, c, m] - coef2 * x[n, c, m] * acc[m - m0]
+                gx[n, c, m] = g[n, c, m] * p_c[m - m0] - coef2 * x[n, c, m] * acc[m - m0]
     return gx
 
 
 def lrn_forward_numba(x, size, alpha, beta, k):
     t = x.dtype.type
-    y, p, q = _lrn_forward_nb(np.ascontiguousarray(_flat(x)), size, t(alpha / size), t(-beta), t(k))
-    return y.reshape(x.shape), p.reshape(x.shape), q.reshape(x.shape)
+    y, s = _lrn_forward_nb(np.ascontiguousarray(_flat(x)), size, t(alpha / size), t(-beta), t(k))
+    return y.reshape(x.shape), s.reshape(x.shape)
 
 
-def lrn_backward_numba(x, g, p, q, size, alpha, beta):
-    arrays = [np.ascontiguousarray(_flat(a)) for a in (x, g, p, q)]
-    return _lrn_backward_nb(*arrays, size, x.dtype.type(2 * alpha * beta / size)).reshape(x.shape)
+def lrn_backward_numba(x, g, s, size, alpha, beta):
+    t = x.dtype.type
+    arrays = [np.ascontiguousarray(_flat(a)) for a in (x, g, s)]
+    return _lrn_backward_nb(*arrays, size, t(-beta), t(2 * alpha * beta / size)).reshape(x.shape)
 
 
 # =========================================================================== cupy
@@ -165,22 +182,22 @@ def lrn_forward_cupy(x, size, alpha, beta, k):
     xp = backend.get_array_module(x)
     t = x.dtype.type
     s = t(k) + t(alpha / size) * _window_sum(xp, x * x, size // 2, (size - 1) // 2)
-    p = s ** t(-beta)
-    return x * p, p, p / s
+    return x * s ** t(-beta), s
 
 
-def lrn_backward_cupy(x, g, p, q, size, alpha, beta):
+def lrn_backward_cupy(x, g, s, size, alpha, beta):
     xp = backend.get_array_module(x)
-    reflected = _window_sum(xp, g * x * q, (size - 1) // 2, size // 2)
+    p = s ** x.dtype.type(-beta)
+    reflected = _window_sum(xp, g * x * p / s, (size - 1) // 2, size // 2)
     return g * p - x.dtype.type(2 * alpha * beta / size) * x * reflected
 
 
 # ==================================================================== dispatchers
 def lrn_forward(x, size, alpha, beta, k):
-    """(b, p, q): the normalised output, s^(-beta) and s^(-beta-1)."""
+    """(b, s): the normalised output and the scale s = k + alpha/size * window sum of x^2."""
     return pick(lrn_forward_reference, lrn_forward_numba, lrn_forward_cupy, x)(x, size, alpha, beta, k)
 
 
-def lrn_backward(x, g, p, q, size, alpha, beta):
-    """dL/da from the input a, the upstream gradient g and the forward's p, q."""
-    return pick(lrn_backward_reference, lrn_backward_numba, lrn_backward_cupy, x)(x, g, p, q, size, alpha, beta)
+def lrn_backward(x, g, s, size, alpha, beta):
+    """dL/da from the input a, the upstream gradient g and the forward's scale s."""
+    return pick(lrn_backward_reference, lrn_backward_numba, lrn_backward_cupy, x)(x, g, s, size, alpha, beta)

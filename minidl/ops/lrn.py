@@ -10,8 +10,8 @@ class LocalResponseNorm(Function):
 
     def forward(self, x, size, alpha, beta, k):
         self.x, self.settings = x, (size, alpha, beta)
-        y, self.p, self.q = lrn.lrn_forward(x, size, alpha, beta, k)  # p = s^-beta, q = s^(-beta-1)
+        y, self.s = lrn.lrn_forward(x, size, alpha, beta, k)  # s = k + alpha/size * window sum of x^2
         return y
 
     def backward(self, g):
-        return lrn.lrn_backward(self.x, g, self.p, self.q, *self.settings)
+        return lrn.lrn_backward(self.x, g, self.s, *self.settings)
