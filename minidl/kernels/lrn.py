@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import backend
-from . import pick
+from . import memory, pick
 
 BLOCK = 512  # positions (of M = H*W) per Numba work item: the running sums stay in L1
 
@@ -67,11 +67,9 @@ def lrn_backward_reference(x, g, s, size, alpha, beta):
 # vectorisation).  For beta = 0.75 (every AlexNet) s^-0.75 = 1/sqrt(s*sqrt(s)): square roots
 # vectorise, pow does not.
 @njit(parallel=True, cache=True, error_model="numpy")
-def _lrn_forward_nb(x, size, coef, negbeta, k):
+def _lrn_forward_nb(x, size, coef, negbeta, k, y, s):
     N, C, M = x.shape
     lo, hi = size // 2, (size - 1) // 2
-    y = np.empty_like(x)
-    s = np.empty_like(x)
     nblk = (M + BLOCK - 1) // BLOCK
     zero = x.dtype.type(0.0)
     three_quarters = negbeta == -0.75
@@ -102,7 +100,6 @@ def _lrn_forward_nb(x, size, coef, negbeta, k):
                     sc = k + coef * max(acc[m - m0], zero)
                     s[n, c, m] = sc
                     y[n, c, m] = x[n, c, m] * sc ** negbeta
-    return y, s
 
 
 @njit(cache=True, inline="always")
@@ -123,11 +120,10 @@ def _lrn_backward_enter(x, g, s, n, e, m0, m1, negbeta, three_quarters, p_row, t
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def _lrn_backward_nb(x, g, s, size, negbeta, coef2):
+def _lrn_backward_nb(x, g, s, size, negbeta, coef2, gx):
     N, C, M = x.shape
     lo, hi = size // 2, (size - 1) // 2
     ring = lo + hi + 2                        # channels c-hi-1 .. c+lo: the window, plus the one leaving it
-    gx = np.empty_like(x)
     nblk = (M + BLOCK - 1) // BLOCK
     three_quarters = negbeta == -0.75
     for task in prange(N * nblk):
@@ -150,19 +146,21 @@ def _lrn_backward_nb(x, g, s, size, negbeta, coef2):
             p_c = p[c % ring]
             for m in range(m0, m1):
                 gx[n, c, m] = g[n, c, m] * p_c[m - m0] - coef2 * x[n, c, m] * acc[m - m0]
-    return gx
 
 
 def lrn_forward_numba(x, size, alpha, beta, k):
     t = x.dtype.type
-    y, s = _lrn_forward_nb(np.ascontiguousarray(_flat(x)), size, t(alpha / size), t(-beta), t(k))
-    return y.reshape(x.shape), s.reshape(x.shape)
+    y, s = memory.empty_like(x), memory.empty_like(x)   # outputs from the array cache: no page faults
+    _lrn_forward_nb(np.ascontiguousarray(_flat(x)), size, t(alpha / size), t(-beta), t(k), _flat(y), _flat(s))
+    return y, s
 
 
 def lrn_backward_numba(x, g, s, size, alpha, beta):
     t = x.dtype.type
     arrays = [np.ascontiguousarray(_flat(a)) for a in (x, g, s)]
-    return _lrn_backward_nb(*arrays, size, t(-beta), t(2 * alpha * beta / size)).reshape(x.shape)
+    gx = memory.empty_like(x)
+    _lrn_backward_nb(*arrays, size, t(-beta), t(2 * alpha * beta / size), _flat(gx))
+    return gx
 
 
 # =========================================================================== cupy

@@ -34,7 +34,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import backend
-from . import pick
+from . import memory, pick
 
 
 def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -111,10 +111,9 @@ def _max_pool2d_window_inside(plane, h0, w0, kh, kw):
 
 
 @njit(parallel=True, cache=True)
-def _max_pool2d_forward_nb(x, kh, kw, sh, sw, ph, pw, Ho, Wo):
+def _max_pool2d_forward_nb(x, kh, kw, sh, sw, ph, pw, y, idx):
     N, C, H, W = x.shape
-    y = np.empty((N, C, Ho, Wo), dtype=x.dtype)
-    idx = np.empty((N, C, Ho, Wo), dtype=np.int32)
+    Ho, Wo = y.shape[2:]
     for p in prange(N * C):
         n, c = p // C, p % C
         plane, yp, ip = x[n, c], y[n, c], idx[n, c]
@@ -136,13 +135,12 @@ def _max_pool2d_forward_nb(x, kh, kw, sh, sw, ph, pw, Ho, Wo):
                         yp[i, j], ip[i, j] = _max_pool2d_window_inside(plane, h0, w0, kh, kw)
                 else:                              # on the padding, or a NaN in the plane
                     yp[i, j], ip[i, j] = _max_pool2d_window_general(plane, h0, w0, kh, kw)
-    return y, idx
 
 
 @njit(parallel=True, cache=True)
-def _max_pool2d_backward_nb(g, idx, H, W):
+def _max_pool2d_backward_nb(g, idx, gx):
+    """gx (N, C, H*W): each output's gradient added at its argmax."""
     N, C, Ho, Wo = g.shape
-    gx = np.empty((N, C, H * W), dtype=g.dtype)
     for p in prange(N * C):
         n, c = p // C, p % C
         out, gp, ip = gx[n, c], g[n, c], idx[n, c]
@@ -150,18 +148,22 @@ def _max_pool2d_backward_nb(g, idx, H, W):
         for i in range(Ho):
             for j in range(Wo):
                 out[ip[i, j]] += gp[i, j]
-    return gx.reshape(N, C, H, W)
 
 
 def max_pool2d_forward_numba(x, kernel_size, stride, padding):
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
-    H, W = x.shape[2:]
-    return _max_pool2d_forward_nb(np.ascontiguousarray(x), kh, kw, sh, sw, ph, pw,
-                                  output_size(H, kh, sh, ph), output_size(W, kw, sw, pw))
+    N, C, H, W = x.shape
+    out_shape = (N, C, output_size(H, kh, sh, ph), output_size(W, kw, sw, pw))
+    y, idx = memory.empty(out_shape, x.dtype), memory.empty(out_shape, np.int32)
+    _max_pool2d_forward_nb(np.ascontiguousarray(x), kh, kw, sh, sw, ph, pw, y, idx)
+    return y, idx
 
 
 def max_pool2d_backward_numba(g, idx, input_hw):
-    return _max_pool2d_backward_nb(np.ascontiguousarray(g), np.ascontiguousarray(idx), *input_hw)
+    N, C = g.shape[:2]
+    gx = memory.empty((N, C) + tuple(input_hw), g.dtype)
+    _max_pool2d_backward_nb(np.ascontiguousarray(g), np.ascontiguousarray(idx), gx.reshape(N, C, -1))
+    return gx
 
 
 def _window_views(a, kernel_size, stride, out_hw):

@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import backend
 from ..function import Function
+from ..kernels import memory
 
 
 def sum_to(g, shape):
@@ -119,12 +120,13 @@ class Log(Function):
 
 
 class ReLU(Function):
-    def forward(self, a):
-        self.positive = a > 0
-        return a * self.positive
+    def forward(self, a):  # outputs from the array cache (large ones reuse last step's memory)
+        xp = backend.get_array_module(a)
+        self.positive = xp.greater(a, 0, out=memory.empty_on(xp, a.shape, bool))
+        return xp.multiply(a, self.positive, out=memory.empty_on(xp, a.shape, a.dtype))
 
     def backward(self, g):
-        return g * self.positive
+        return self.xp.multiply(g, self.positive, out=memory.empty_on(self.xp, g.shape, g.dtype))
 
 
 # ------------------------------------------------------------------- shape

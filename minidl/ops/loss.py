@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import backend
 from ..function import Function
+from ..kernels import memory
 
 
 class Linear(Function):
@@ -12,15 +13,18 @@ class Linear(Function):
 
     def forward(self, x, w, b=None):
         self.x, self.w, self.has_bias = x, w, b is not None
-        y = x @ w.T
+        xp = backend.get_array_module(x)
+        y = xp.matmul(x, w.T, out=memory.empty_on(xp, x.shape[:-1] + w.shape[:1], xp.result_type(x, w)))
         if b is not None:
             y += b
         return y
 
     def backward(self, g):  # dL/dx = g w, dL/dw = g^T x (over all leading dims), dL/db = sum g
+        xp, w = self.xp, self.w
         x2, g2 = self.x.reshape(-1, self.x.shape[-1]), g.reshape(-1, g.shape[-1])
-        gx = (g @ self.w) if self.needs_input_grad[0] else None
-        gw = (g2.T @ x2) if self.needs_input_grad[1] else None
+        gx = xp.matmul(g, w, out=memory.empty_on(xp, g.shape[:-1] + w.shape[1:], xp.result_type(g, w))) \
+            if self.needs_input_grad[0] else None
+        gw = xp.matmul(g2.T, x2, out=memory.empty_on(xp, w.shape, xp.result_type(g, x2))) if self.needs_input_grad[1] else None
         if not self.has_bias:
             return gx, gw
         return gx, gw, g2.sum(axis=0)
