@@ -126,22 +126,22 @@ def _im2col_nb(x, kh, kw, sh, sw, ph, pw, oh_n, ow_n, col):
         i = (r // kw) % kh
         j = r % kw
         lo, hi = _valid_range(j, sw, pw, w, ow_n)
+        off = j - pw
         for n in range(b_n):
             for oh in range(oh_n):
-                base = n * p + oh * ow_n
+                dst = col[r, n * p + oh * ow_n:n * p + (oh + 1) * ow_n]   # one output row's taps
                 hh = oh * sh + i - ph
                 if hh < 0 or hh >= h:
-                    for ow in range(ow_n):
-                        col[r, base + ow] = 0.0
+                    dst[:] = 0.0
                     continue
-                for ow in range(lo):
-                    col[r, base + ow] = 0.0
-                src = x[n, c, hh]
-                off = j - pw
-                for ow in range(lo, hi):
-                    col[r, base + ow] = src[ow * sw + off]
-                for ow in range(hi, ow_n):
-                    col[r, base + ow] = 0.0
+                dst[:lo] = 0.0
+                if sw == 1:                          # a contiguous run: a vectorised copy
+                    dst[lo:hi] = x[n, c, hh, lo + off:hi + off]
+                else:
+                    src = x[n, c, hh]
+                    for ow in range(lo, hi):
+                        dst[ow] = src[ow * sw + off]
+                dst[hi:] = 0.0
 
 
 @njit(parallel=True, cache=True)
