@@ -22,12 +22,13 @@ Options (``build(name, num_classes=None, **options)``):
     dropout      probability p of the classifier's Dropout layers (0 removes them)
     in_channels  input channels
     input_size   input height = width (int) or (H, W); the fc6 width follows from it
-    width        multiplier of every conv and hidden fc width (rounded to a multiple of groups)
+    width        multiplier of every conv and hidden fc width (rounded to a multiple of the groups)
     init         "paper" | "xavier" | "kaiming" | "torch"
 """
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field, replace
 
 import minidl.functional as F
@@ -309,7 +310,10 @@ def _apply_options(name: str, spec: Spec, options: dict) -> tuple:
     if not isinstance(width, (int, float)) or width <= 0:
         raise ValueError(f"alexnet.build({name!r}): width must be a positive number, got {width!r}")
     if width != 1.0:
-        changes["convs"] = tuple(replace(c, out=_scaled(c.out, width, c.groups)) for c in spec.convs)
+        # a conv's outputs are the next conv's inputs: a multiple of both convs' groups
+        nxt = [c.groups for c in spec.convs[1:]] + [1]
+        changes["convs"] = tuple(replace(c, out=_scaled(c.out, width, math.lcm(c.groups, g)))
+                                 for c, g in zip(spec.convs, nxt))
         changes["hidden"] = tuple(_scaled(n, width) for n in spec.hidden)
     spec = replace(spec, **changes)
 

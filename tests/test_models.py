@@ -442,6 +442,17 @@ def test_option_pool_norm_width():
     assert one.input_shape == (1, 99, 99) and one.classifier[-1].weight.shape[0] == 7
 
 
+@pytest.mark.parametrize("name", alexnet.names())
+@pytest.mark.parametrize("width", [0.1, 0.03])
+def test_any_width_keeps_every_conv_input_divisible_by_its_groups(name, width):
+    """A conv's outputs feed the next conv: rounding respects both convs' groups (0.1 used to fail)."""
+    model = alexnet.build(name, width=width)
+    convs = [m for m in model.features if type(m).__name__ == "Conv2d"]
+    for before, conv in zip(convs, convs[1:]):
+        assert before.weight.shape[0] % conv.groups == 0
+        assert conv.weight.shape[1] * conv.groups == before.weight.shape[0]
+
+
 def test_initialisations():
     md.manual_seed(0)
     paper = alexnet.build("paper", width=0.25)
