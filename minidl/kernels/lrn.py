@@ -109,14 +109,19 @@ def _lrn_backward_enter(x, g, s, n, e, m0, m1, negbeta, three_quarters, p_row, t
     if three_quarters:
         for m in range(m0, m1):
             se = s[n, e, m]
-            p_row[m - m0] = one / np.sqrt(se * np.sqrt(se))
+            q = one / (np.sqrt(se * np.sqrt(se)) * se)     # s^-1.75: one division for both powers
+            p_row[m - m0] = q * se
+            t = g[n, e, m] * x[n, e, m] * q
+            t_row[m - m0] = t
+            acc[m - m0] += t
     else:
         for m in range(m0, m1):
-            p_row[m - m0] = s[n, e, m] ** negbeta
-    for m in range(m0, m1):
-        t = g[n, e, m] * x[n, e, m] * p_row[m - m0] / s[n, e, m]
-        t_row[m - m0] = t
-        acc[m - m0] += t
+            se = s[n, e, m]
+            pe = se ** negbeta
+            p_row[m - m0] = pe
+            t = g[n, e, m] * x[n, e, m] * pe / se
+            t_row[m - m0] = t
+            acc[m - m0] += t
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
