@@ -7,15 +7,16 @@ M = H*W), float32 or float64.  With n = ``size``, lo = n // 2, hi = (n - 1) // 2
     s[c] = k + alpha/n * sum_{c' = c-lo}^{c+hi} a[c']^2     (channels outside [0, C) count as 0)
     b[c] = a[c] * s[c]^(-beta)
 
-The forward returns (b, s): the scale s is all the backward needs besides a and the upstream
-gradient g (see docs/kernels/lrn.md for the derivation).  With p = s^(-beta) and
+The forward returns b and saves nothing: the backward needs only a, the upstream gradient g
+and the settings (see docs/kernels/lrn.md for the derivation).  With p = s^(-beta) and
 q = s^(-beta-1) = p / s:
 
     dL/da[c] = g[c] * p[c] - (2 alpha beta / n) * a[c] * sum_{c' = c-hi}^{c+lo} g[c'] a[c'] q[c']
 
 (the second sum runs over the channels c' whose window contains c: the window reflected, so
-for even n the two sides swap).  The backward recomputes p and q from s: two square roots and
-two divisions an element cost less than writing and re-reading two more input-sized arrays.
+for even n the two sides swap).  The backward recomputes s from a with the forward's running
+sum: the kernel is limited by memory traffic, and recomputing s costs a few vectorised
+operations an element where saving it would write, keep and re-read an input-sized array.
 
 Versions: ``_reference`` (plain NumPy loops over channels, the backward written in "scatter"
 form, one window at a time), ``_numba`` (the CPU default: one pass over the channels with a
@@ -39,19 +40,25 @@ def _flat(a):
 
 
 # ====================================================================== reference
-def lrn_forward_reference(x, size, alpha, beta, k):
+def _scale_reference(x, size, alpha, k):
+    """s = k + alpha/size * (window sum of x^2), one channel at a time."""
     C = x.shape[1]
     lo, hi = size // 2, (size - 1) // 2
     s = np.empty_like(x)
     for c in range(C):
         window = x[:, max(0, c - lo):min(C, c + hi + 1)]
         s[:, c] = k + alpha / size * (window * window).sum(axis=1)
-    return x * s ** -beta, s
+    return s
 
 
-def lrn_backward_reference(x, g, s, size, alpha, beta):
+def lrn_forward_reference(x, size, alpha, beta, k):
+    return x * _scale_reference(x, size, alpha, k) ** -beta
+
+
+def lrn_backward_reference(x, g, size, alpha, beta, k):
     C = x.shape[1]
     lo, hi = size // 2, (size - 1) // 2
+    s = _scale_reference(x, size, alpha, k)
     p = s ** -beta
     gx = g * p                                   # the direct path: b[c] = a[c] * p[c]
     t = g * x * p / s                            # g[c'] * a[c'] * s[c']^(-beta-1)
@@ -65,9 +72,31 @@ def lrn_backward_reference(x, g, s, size, alpha, beta):
 # Arrays are indexed as a[n, c, m] (C-contiguous, so LLVM vectorises the loops over m), and
 # the choice of power function is made outside the innermost loops (a test inside them stops
 # vectorisation).  For beta = 0.75 (every AlexNet) s^-0.75 = 1/sqrt(s*sqrt(s)): square roots
-# vectorise, pow does not.
+# vectorise, pow does not.  Both kernels walk the channels of one (n, block of M) work item
+# with the same running sum of squares, so the backward's s is bit-identical to the forward's.
+@njit(cache=True, inline="always")
+def _start_square_sum(x, n, m0, m1, hi, sq):
+    """sq = sum of a^2 over channels 0..hi-1: the part of channel 0's window ahead of it."""
+    for e in range(min(hi, x.shape[1])):
+        for m in range(m0, m1):
+            sq[m - m0] += x[n, e, m] * x[n, e, m]
+
+
+@njit(cache=True, inline="always")
+def _advance_square_sum(x, n, c, m0, m1, lo, hi, sq):
+    """Move sq from channel c-1's window to channel c's, [c-lo, c+hi]: one channel in, one out."""
+    if c + hi < x.shape[1]:
+        e = c + hi
+        for m in range(m0, m1):
+            sq[m - m0] += x[n, e, m] * x[n, e, m]
+    if c - lo - 1 >= 0:
+        d = c - lo - 1
+        for m in range(m0, m1):
+            sq[m - m0] -= x[n, d, m] * x[n, d, m]
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
-def _lrn_forward_nb(x, size, coef, negbeta, k, y, s):
+def _lrn_forward_nb(x, size, coef, negbeta, k, y):
     N, C, M = x.shape
     lo, hi = size // 2, (size - 1) // 2
     nblk = (M + BLOCK - 1) // BLOCK
@@ -77,55 +106,45 @@ def _lrn_forward_nb(x, size, coef, negbeta, k, y, s):
         n = task // nblk
         m0 = (task % nblk) * BLOCK
         m1 = min(m0 + BLOCK, M)
-        acc = np.zeros(BLOCK, dtype=x.dtype)         # sum of a^2 over the current window, at acc[m - m0]
-        for e in range(min(hi, C)):                  # channels 0..hi-1: the part of c=0's window ahead of it
-            for m in range(m0, m1):
-                acc[m - m0] += x[n, e, m] * x[n, e, m]
+        sq = np.zeros(BLOCK, dtype=x.dtype)          # sum of a^2 over the current window, at sq[m - m0]
+        _start_square_sum(x, n, m0, m1, hi, sq)
         for c in range(C):
-            if c + hi < C:                           # the channel entering the window [c-lo, c+hi]
-                e = c + hi
-                for m in range(m0, m1):
-                    acc[m - m0] += x[n, e, m] * x[n, e, m]
-            if c - lo - 1 >= 0:                      # the channel leaving it
-                d = c - lo - 1
-                for m in range(m0, m1):
-                    acc[m - m0] -= x[n, d, m] * x[n, d, m]
+            _advance_square_sum(x, n, c, m0, m1, lo, hi, sq)
             if three_quarters:                       # max: a running sum can round to just below 0
                 for m in range(m0, m1):
-                    sc = k + coef * max(acc[m - m0], zero)
-                    s[n, c, m] = sc
-                    y[n, c, m] = x[n, c, m] / np.sqrt(sc * np.sqrt(sc))
+                    s = k + coef * max(sq[m - m0], zero)
+                    y[n, c, m] = x[n, c, m] / np.sqrt(s * np.sqrt(s))
             else:
                 for m in range(m0, m1):
-                    sc = k + coef * max(acc[m - m0], zero)
-                    s[n, c, m] = sc
-                    y[n, c, m] = x[n, c, m] * sc ** negbeta
+                    s = k + coef * max(sq[m - m0], zero)
+                    y[n, c, m] = x[n, c, m] * s ** negbeta
 
 
 @njit(cache=True, inline="always")
-def _lrn_backward_enter(x, g, s, n, e, m0, m1, negbeta, three_quarters, p_row, t_row, acc):
-    """Channel e enters the reflected window: p = s^-beta into p_row, t = g a p / s into t_row and acc."""
-    one = x.dtype.type(1.0)
+def _lrn_backward_enter(x, g, n, e, m0, m1, coef, negbeta, k, three_quarters, sq, p_row, t_row, acc):
+    """Channel e enters the reflected window: with s[e] from the running sum sq, p = s^-beta into
+    p_row and t = g a s^(-beta-1) into t_row and acc."""
+    zero, one = x.dtype.type(0.0), x.dtype.type(1.0)
     if three_quarters:
         for m in range(m0, m1):
-            se = s[n, e, m]
-            q = one / (np.sqrt(se * np.sqrt(se)) * se)     # s^-1.75: one division for both powers
-            p_row[m - m0] = q * se
+            s = k + coef * max(sq[m - m0], zero)
+            q = one / (np.sqrt(s * np.sqrt(s)) * s)      # s^-1.75: one division for both powers
+            p_row[m - m0] = q * s
             t = g[n, e, m] * x[n, e, m] * q
             t_row[m - m0] = t
             acc[m - m0] += t
     else:
         for m in range(m0, m1):
-            se = s[n, e, m]
-            pe = se ** negbeta
-            p_row[m - m0] = pe
-            t = g[n, e, m] * x[n, e, m] * pe / se
+            s = k + coef * max(sq[m - m0], zero)
+            p = s ** negbeta
+            p_row[m - m0] = p
+            t = g[n, e, m] * x[n, e, m] * p / s
             t_row[m - m0] = t
             acc[m - m0] += t
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def _lrn_backward_nb(x, g, s, size, negbeta, coef2, gx):
+def _lrn_backward_nb(x, g, size, coef, negbeta, k, coef2, gx):
     N, C, M = x.shape
     lo, hi = size // 2, (size - 1) // 2
     ring = lo + hi + 2                        # channels c-hi-1 .. c+lo: the window, plus the one leaving it
@@ -135,15 +154,19 @@ def _lrn_backward_nb(x, g, s, size, negbeta, coef2, gx):
         n = task // nblk
         m0 = (task % nblk) * BLOCK
         m1 = min(m0 + BLOCK, M)
+        sq = np.zeros(BLOCK, dtype=x.dtype)   # the forward's sum of a^2, for the channel entering below
+        _start_square_sum(x, n, m0, m1, hi, sq)
         acc = np.zeros(BLOCK, dtype=x.dtype)  # sum of t = g a q over the reflected window [c-hi, c+lo]
         p = np.empty((ring, BLOCK), dtype=x.dtype)   # p and t of channel c at row c % ring
         t = np.empty((ring, BLOCK), dtype=x.dtype)
-        for e in range(min(lo, C)):           # channels 0..lo-1: the part of c=0's window ahead of it
-            _lrn_backward_enter(x, g, s, n, e, m0, m1, negbeta, three_quarters, p[e % ring], t[e % ring], acc)
-        for c in range(C):
-            if c + lo < C:                    # the channel entering the window
-                e = c + lo
-                _lrn_backward_enter(x, g, s, n, e, m0, m1, negbeta, three_quarters, p[e % ring], t[e % ring], acc)
+        for e in range(C + lo):
+            if e < C:                         # channel e enters (channels 0..lo-1 before c = 0)
+                _advance_square_sum(x, n, e, m0, m1, lo, hi, sq)
+                _lrn_backward_enter(x, g, n, e, m0, m1, coef, negbeta, k, three_quarters, sq,
+                                    p[e % ring], t[e % ring], acc)
+            c = e - lo                        # the channel whose window is now complete
+            if c < 0:
+                continue
             if c - hi - 1 >= 0:               # the channel leaving it: subtract exactly what was added
                 t_out = t[(c - hi - 1) % ring]
                 for m in range(m0, m1):
@@ -155,16 +178,16 @@ def _lrn_backward_nb(x, g, s, size, negbeta, coef2, gx):
 
 def lrn_forward_numba(x, size, alpha, beta, k):
     t = x.dtype.type
-    y, s = memory.empty_like(x), memory.empty_like(x)   # outputs from the array cache: no page faults
-    _lrn_forward_nb(np.ascontiguousarray(_flat(x)), size, t(alpha / size), t(-beta), t(k), _flat(y), _flat(s))
-    return y, s
+    y = memory.empty_like(x)   # from the array cache: no page faults
+    _lrn_forward_nb(np.ascontiguousarray(_flat(x)), size, t(alpha / size), t(-beta), t(k), _flat(y))
+    return y
 
 
-def lrn_backward_numba(x, g, s, size, alpha, beta):
+def lrn_backward_numba(x, g, size, alpha, beta, k):
     t = x.dtype.type
-    arrays = [np.ascontiguousarray(_flat(a)) for a in (x, g, s)]
     gx = memory.empty_like(x)
-    _lrn_backward_nb(*arrays, size, t(-beta), t(2 * alpha * beta / size), _flat(gx))
+    _lrn_backward_nb(np.ascontiguousarray(_flat(x)), np.ascontiguousarray(_flat(g)), size, t(alpha / size),
+                     t(-beta), t(k), t(2 * alpha * beta / size), _flat(gx))
     return gx
 
 
@@ -180,16 +203,20 @@ def _window_sum(xp, a, before, after):
     return out
 
 
+def _scale_cupy(xp, x, size, alpha, k):
+    t = x.dtype.type
+    return t(k) + t(alpha / size) * _window_sum(xp, x * x, size // 2, (size - 1) // 2)
+
+
 def lrn_forward_cupy(x, size, alpha, beta, k):
     """Array-generic: the window sum of squares as ``size`` shifted adds, then elementwise maths."""
     xp = backend.get_array_module(x)
-    t = x.dtype.type
-    s = t(k) + t(alpha / size) * _window_sum(xp, x * x, size // 2, (size - 1) // 2)
-    return x * s ** t(-beta), s
+    return x * _scale_cupy(xp, x, size, alpha, k) ** x.dtype.type(-beta)
 
 
-def lrn_backward_cupy(x, g, s, size, alpha, beta):
+def lrn_backward_cupy(x, g, size, alpha, beta, k):
     xp = backend.get_array_module(x)
+    s = _scale_cupy(xp, x, size, alpha, k)
     p = s ** x.dtype.type(-beta)
     reflected = _window_sum(xp, g * x * p / s, (size - 1) // 2, size // 2)
     return g * p - x.dtype.type(2 * alpha * beta / size) * x * reflected
@@ -197,10 +224,10 @@ def lrn_backward_cupy(x, g, s, size, alpha, beta):
 
 # ==================================================================== dispatchers
 def lrn_forward(x, size, alpha, beta, k):
-    """(b, s): the normalised output and the scale s = k + alpha/size * window sum of x^2."""
+    """b = x * (k + alpha/size * window sum of x^2)^(-beta)."""
     return pick(lrn_forward_reference, lrn_forward_numba, lrn_forward_cupy, x)(x, size, alpha, beta, k)
 
 
-def lrn_backward(x, g, s, size, alpha, beta):
-    """dL/da from the input a, the upstream gradient g and the forward's scale s."""
-    return pick(lrn_backward_reference, lrn_backward_numba, lrn_backward_cupy, x)(x, g, s, size, alpha, beta)
+def lrn_backward(x, g, size, alpha, beta, k):
+    """dL/da from the input a and the upstream gradient g (the scale is recomputed from a)."""
+    return pick(lrn_backward_reference, lrn_backward_numba, lrn_backward_cupy, x)(x, g, size, alpha, beta, k)

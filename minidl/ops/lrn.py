@@ -9,9 +9,8 @@ class LocalResponseNorm(Function):
     """b = a * (k + alpha/size * window sum of a^2)^(-beta), PyTorch's formula, over dim 1."""
 
     def forward(self, x, size, alpha, beta, k):
-        self.x, self.settings = x, (size, alpha, beta)
-        y, self.s = lrn.lrn_forward(x, size, alpha, beta, k)  # s = k + alpha/size * window sum of x^2
-        return y
+        self.x, self.settings = x, (size, alpha, beta, k)   # the backward recomputes the scale from x
+        return lrn.lrn_forward(x, size, alpha, beta, k)
 
     def backward(self, g):
-        return lrn.lrn_backward(self.x, g, self.s, *self.settings)
+        return lrn.lrn_backward(self.x, g, *self.settings)
