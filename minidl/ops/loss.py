@@ -9,25 +9,43 @@ from ..kernels import memory
 
 
 class Linear(Function):
-    """y = x w^T + b, x (..., in_features), w (out_features, in_features), b (out_features,)."""
+    """y = x w^T + b, x (..., in_features), w (out_features, in_features), b (out_features,).
+
+    With few rows (a batch smaller than out_features), OpenBLAS computes the transposed products
+    (w @ x^T)^T and (w^T @ g^T)^T 1.3-3x faster than x @ w^T and g @ w (measured at AlexNet's fc6
+    and fc7 with batch 32); the results are the same numbers, as transposed (F-order) views."""
 
     def forward(self, x, w, b=None):
         self.x, self.w, self.has_bias = x, w, b is not None
         xp = backend.get_array_module(x)
-        y = xp.matmul(x, w.T, out=memory.empty_on(xp, x.shape[:-1] + w.shape[:1], xp.result_type(x, w)))
+        x2 = x.reshape(-1, x.shape[-1])
+        if _transposed_is_faster(xp, x2.shape[0], w.shape[0]):
+            y = xp.matmul(w, x2.T, out=memory.empty((w.shape[0], x2.shape[0]), xp.result_type(x, w))).T
+        else:
+            y = xp.matmul(x2, w.T, out=memory.empty_on(xp, (x2.shape[0], w.shape[0]), xp.result_type(x, w)))
         if b is not None:
             y += b
-        return y
+        return y.reshape(x.shape[:-1] + w.shape[:1])
 
     def backward(self, g):  # dL/dx = g w, dL/dw = g^T x (over all leading dims), dL/db = sum g
         xp, w = self.xp, self.w
         x2, g2 = self.x.reshape(-1, self.x.shape[-1]), g.reshape(-1, g.shape[-1])
-        gx = xp.matmul(g, w, out=memory.empty_on(xp, g.shape[:-1] + w.shape[1:], xp.result_type(g, w))) \
-            if self.needs_input_grad[0] else None
+        gx = None
+        if self.needs_input_grad[0]:
+            dtype = xp.result_type(g, w)
+            if _transposed_is_faster(xp, g2.shape[0], w.shape[0]):
+                gx = xp.matmul(w.T, g2.T, out=memory.empty((w.shape[1], g2.shape[0]), dtype)).T
+            else:
+                gx = xp.matmul(g2, w, out=memory.empty_on(xp, (g2.shape[0], w.shape[1]), dtype))
+            gx = gx.reshape(self.x.shape)
         gw = xp.matmul(g2.T, x2, out=memory.empty_on(xp, w.shape, xp.result_type(g, x2))) if self.needs_input_grad[1] else None
         if not self.has_bias:
             return gx, gw
         return gx, gw, g2.sum(axis=0)
+
+
+def _transposed_is_faster(xp, rows, out_features):
+    return xp is np and rows < out_features
 
 
 def _log_softmax(x, axis):
