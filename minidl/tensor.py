@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import backend
-from .kernels import memory
+from .kernels import elementwise
 
 float32 = np.float32
 float64 = np.float64
@@ -120,7 +120,7 @@ class Tensor:
             fn = node.grad_fn
             if fn is None:  # a leaf: accumulate
                 g = g.astype(node.dtype, copy=False)
-                node.grad = Tensor(g if node.grad is None else _sum(xp, node.grad.data, g))
+                node.grad = Tensor(g if node.grad is None else _sum(node.grad.data, g))
                 continue
             if getattr(fn, "released", False):
                 raise RuntimeError(f"backward through {fn!r} a second time: its saved arrays were freed; "
@@ -138,14 +138,15 @@ class Tensor:
                     raise RuntimeError(f"{fn!r}.backward returned a gradient of shape {tuple(ig.shape)} "
                                        f"for an input of shape {inp.shape}")
                 key = id(inp)
-                grads[key] = ig if key not in grads else _sum(xp, grads[key], ig)
+                grads[key] = ig if key not in grads else _sum(grads[key], ig)
             if not retain_graph:
                 fn.release()
 
 
-def _sum(xp, a, b):
-    """a + b into a fresh array (from the array cache: large gradients reuse last step's memory)."""
-    return xp.add(a, b, out=memory.empty_on(xp, a.shape, xp.result_type(a, b)))
+def _sum(a, b):
+    """a + b of two gradients of one shape, in a new array (kernels/elementwise.py: two threads,
+    and the array cache, so large gradients reuse last step's memory)."""
+    return elementwise.add(a, b)
 
 
 class _HookHandle:
