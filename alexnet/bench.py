@@ -331,10 +331,24 @@ def _child_env(**extra):
 
 
 # ------------------------------------------------------------------ driver
+def _cpu_name():
+    """The CPU's model name and its widest vector extension (from /proc/cpuinfo where there is one)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = dict(line.split(":", 1) for line in lines if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = fields.get("flags", "").split()
+    vector = next((v for v in ("avx512f", "avx2", "avx", "sse4_2") if v in flags), "")
+    return " ".join(filter(None, [fields.get("model name", platform.machine()), vector]))
+
+
 def environment():
     t = _torch()
     info = {"python": platform.python_version(), "numpy": np.__version__, "torch": t.__version__,
-            "torch_threads": t.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+            "torch_threads": t.get_num_threads(), "cpu": _cpu_name(),
             "cores": os.cpu_count(), "time": time.strftime("%Y-%m-%d %H:%M:%S"),
             "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT")}
     import numba  # noqa: PLC0415
