@@ -62,7 +62,7 @@ CASES = {
     "linear": (F.linear, torch.nn.functional.linear, [(4, 5), (3, 5), (3,)], {}),
     "linear_nobias": (F.linear, torch.nn.functional.linear, [(4, 5), (3, 5)], {}),
     "linear_3d": (F.linear, torch.nn.functional.linear, [(2, 4, 5), (3, 5), (3,)], {}),
-    # fewer rows than out_features: Linear computes the transposed products (w x^T)^T on the CPU
+    # fewer rows than out_features: Linear's forward computes the transposed product (w x^T)^T on the CPU
     "linear_few_rows": (F.linear, torch.nn.functional.linear, [(2, 5), (7, 5), (7,)], {}),
     "linear_few_rows_3d": (F.linear, torch.nn.functional.linear, [(2, 2, 5), (9, 5)], {}),
     "softmax": (lambda a: F.softmax(a, 1), lambda a: torch.softmax(a, 1), [(4, 6)], {}),
