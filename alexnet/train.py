@@ -423,9 +423,9 @@ class Trainer:
         """Seconds to keep for the final evaluation and outputs."""
         if self.last_eval is not None:
             return self.last_eval.seconds + 2.0
-        if getattr(self, "_train_rate", None):
+        if getattr(self, "_train_rate", None):   # evaluation runs ~3x faster than training per image
             n_test = len(getattr(self.test_loader, "dataset", ())) or 0
-            return n_test / (3 * self._train_rate) + 2.0
+            return min(n_test / (3 * self._train_rate) + 2.0, 0.25 * self.time_budget)
         return 2.0
 
     # ------------------------------------------------------------------------- fit
@@ -485,6 +485,8 @@ class Trainer:
         t_start = time.perf_counter()
         seconds_before = running["train_seconds"]
         images = 0
+        warm = None   # (time, images) after the run's first step, which includes Numba's compilation
+        self._train_rate = None
         bar = tqdm(total=n_steps, initial=start_step, desc=f"epoch {epoch + 1}/{self.epochs}",
                    disable=not self.progress, dynamic_ncols=True, unit="batch", leave=True)
         try:
@@ -534,8 +536,11 @@ class Trainer:
                 running["count"] += n
                 images += n
                 step += 1
-                elapsed = time.perf_counter() - t_start
-                self._train_rate = images / elapsed if elapsed > 0 else None
+                now = time.perf_counter()
+                if warm is None:   # a cold Numba cache makes the first step ~20 s: no rate from it
+                    warm = (now, images)
+                elif now > warm[0]:
+                    self._train_rate = (images - warm[1]) / (now - warm[0])
                 bar.update(1)
                 bar.set_postfix(loss=f"{running['loss_sum'] / running['count']:.4f}",
                                 acc=f"{running['correct'] / running['count']:.4f}",
