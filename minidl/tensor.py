@@ -120,7 +120,7 @@ class Tensor:
             fn = node.grad_fn
             if fn is None:  # a leaf: accumulate
                 g = g.astype(node.dtype, copy=False)
-                node.grad = Tensor(g if node.grad is None else _sum(node.grad.data, g))
+                node.grad = Tensor(g if node.grad is None else elementwise.add(node.grad.data, g))  # a new array
                 continue
             if getattr(fn, "released", False):
                 raise RuntimeError(f"backward through {fn!r} a second time: its saved arrays were freed; "
@@ -138,15 +138,9 @@ class Tensor:
                     raise RuntimeError(f"{fn!r}.backward returned a gradient of shape {tuple(ig.shape)} "
                                        f"for an input of shape {inp.shape}")
                 key = id(inp)
-                grads[key] = ig if key not in grads else _sum(grads[key], ig)
+                grads[key] = ig if key not in grads else elementwise.add(grads[key], ig)
             if not retain_graph:
                 fn.release()
-
-
-def _sum(a, b):
-    """a + b of two gradients of one shape, in a new array (kernels/elementwise.py: two threads,
-    and the array cache, so large gradients reuse last step's memory)."""
-    return elementwise.add(a, b)
 
 
 class _HookHandle:
