@@ -141,7 +141,7 @@ VARIANTS: dict[str, Spec] = {
 
 
 # --------------------------------------------------------------------------- training recipes
-# Read by alexnet.train. "sgd-paper" is the paper's rule (optim.SGD(rule="paper")), "sgd" PyTorch's.
+# Read by alexnet.runs. "sgd-paper" is the paper's rule (optim.SGD(rule="paper")), "sgd" PyTorch's.
 RECIPES: dict[str, dict] = {
     "paper": dict(optimizer="sgd-paper", lr=0.01, momentum=0.9, weight_decay=5e-4, batch_size=128,
                   epochs=90, schedule="plateau", schedule_args=dict(factor=0.1, times=3),

@@ -250,7 +250,7 @@ def make_optimizer(cfg: dict, params):
 
 
 def make_schedule(cfg: dict, optimizer, steps_per_epoch: int):
-    from .train import Schedule  # noqa: PLC0415
+    from minidl.train import Schedule  # noqa: PLC0415
     known = ("step_size", "gamma", "factor", "patience", "times", "warmup", "final", "pct_start", "div_factor",
              "final_div_factor")
     args = {k: v for k, v in cfg["schedule_args"].items() if k in known}

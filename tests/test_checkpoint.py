@@ -10,8 +10,8 @@ import pytest
 import minidl as md
 from minidl import nn, optim
 
-from alexnet import checkpoint as ckpt_io
-from alexnet.checkpoint import CheckpointError
+from minidl.train import checkpoint as ckpt_io
+from minidl.train.checkpoint import CheckpointError
 
 
 def small_model(hidden=5):

@@ -1,4 +1,4 @@
-"""Per-layer diagnostics (alexnet/diagnostics.py), the health check (alexnet/health.py), and the
+"""Per-layer diagnostics (minidl/train/monitor.py), the health check (minidl/train/health.py), and the
 ``diagnose`` / ``ablate`` commands."""
 import json
 import math
@@ -11,8 +11,8 @@ import minidl as md
 import minidl.functional as F
 from minidl import nn, optim
 
-from alexnet.diagnostics import LayerMonitor, activation_stats, format_table
-from alexnet.health import HealthCheck
+from minidl.train.monitor import LayerMonitor, activation_stats, format_table
+from minidl.train.health import HealthCheck
 
 
 def tiny_net(dtype=np.float32):
@@ -232,7 +232,7 @@ def test_non_finite_loss_and_bad_arguments():
 
 # ---------------------------------------------------------------------------------- figures
 def test_layers_png_is_written(tmp_path):
-    from alexnet.diagnostic_plots import plot_layers
+    from minidl.train.diagnostic_plots import plot_layers
     net = tiny_net()
     monitor = LayerMonitor(net, every=1)
     opt = optim.SGD(net.parameters(), lr=0.05)
@@ -326,7 +326,7 @@ def test_ablate_on_a_tiny_subset_writes_its_table(tmp_path):
 
 def test_trainer_runs_the_monitor_and_health_check_and_writes_layers_png(tmp_path):
     from minidl.data import DataLoader
-    from alexnet.train import Trainer
+    from minidl.train.trainer import Trainer
 
     class Tiny:
         classes = ["a", "b", "c"]

@@ -14,9 +14,9 @@ import minidl as md
 from minidl import nn, optim
 from minidl.data import DataLoader
 
-from alexnet import checkpoint as ckpt_io
-from alexnet import plots
-from alexnet.train import (CHECKPOINT, METRICS, Schedule, Trainer, TrainingDiverged, TrainingInterrupted,
+from minidl.train import checkpoint as ckpt_io
+from minidl.train import plots
+from minidl.train.trainer import (CHECKPOINT, METRICS, Schedule, Trainer, TrainingDiverged, TrainingInterrupted,
                            check_labels, evaluate, prepare_out_dir, topk_correct)
 
 

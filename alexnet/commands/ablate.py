@@ -109,7 +109,7 @@ def train_one(model_name, setting, seed, *, out, epochs=None, batch_size=None, l
     """Train one (model, setting, seed) exactly as ``alexnet train`` would with the setting's options
     (its ``setup``: recipe, datasets, normalisation, augmentation, optimizer, schedule) and return the
     test top-1 error (a fraction) after the last epoch."""
-    from .. import train as trainer_module  # noqa: PLC0415
+    from minidl.train import trainer as trainer_module  # noqa: PLC0415
     from .train import setup  # noqa: PLC0415
     options, augment = SETTINGS[setting]
     given = dict(model=model_name, dataset=MODELS[model_name], epochs=epochs, batch_size=batch_size, lr=lr,
@@ -160,8 +160,8 @@ def markdown(rows: list, config: dict) -> str:
 
 
 def run(args) -> int:
-    from ..checkpoint import write_json_atomic  # noqa: PLC0415
-    from ..diagnostic_plots import plot_ablation  # noqa: PLC0415
+    from minidl.train.checkpoint import write_json_atomic  # noqa: PLC0415
+    from minidl.train.diagnostic_plots import plot_ablation  # noqa: PLC0415
 
     def fail(message):
         print(f"alexnet ablate: {message}", file=sys.stderr)

@@ -76,7 +76,7 @@ def diagnose_one(model, x, y, layers=None, device="cpu"):
     import minidl.functional as F  # noqa: PLC0415
     from minidl import backend  # noqa: PLC0415
 
-    from ..diagnostics import LayerMonitor  # noqa: PLC0415
+    from minidl.train.monitor import LayerMonitor  # noqa: PLC0415
     monitor = LayerMonitor(model, every=1, layers=layers)
     activations, handles = {}, []
     sample = np.random.default_rng(0)
@@ -110,8 +110,8 @@ def run(args) -> int:
     import minidl as md  # noqa: PLC0415
 
     from .. import models  # noqa: PLC0415
-    from ..diagnostic_plots import plot_histograms  # noqa: PLC0415
-    from ..diagnostics import format_table, leaf_modules  # noqa: PLC0415
+    from minidl.train.diagnostic_plots import plot_histograms  # noqa: PLC0415
+    from minidl.train.monitor import format_table, leaf_modules  # noqa: PLC0415
 
     def fail(message):
         print(f"alexnet diagnose: {message}", file=sys.stderr)

@@ -36,9 +36,9 @@ def evaluate_checkpoint(path: str, *, ten_crop: bool = False, data_dir=None, lim
     from minidl.data import transforms as T  # noqa: PLC0415
 
     import alexnet  # noqa: PLC0415
-    from .. import checkpoint as ckpt_io  # noqa: PLC0415
+    from minidl.train import checkpoint as ckpt_io  # noqa: PLC0415
     from .. import runs  # noqa: PLC0415
-    from ..train import check_labels, evaluate  # noqa: PLC0415
+    from minidl.train.trainer import check_labels, evaluate  # noqa: PLC0415
 
     ckpt = ckpt_io.load_checkpoint(path)
     meta = ckpt.meta
@@ -76,7 +76,7 @@ def evaluate_checkpoint(path: str, *, ten_crop: bool = False, data_dir=None, lim
 
 
 def run(args) -> int:
-    from ..checkpoint import CheckpointError  # noqa: PLC0415
+    from minidl.train.checkpoint import CheckpointError  # noqa: PLC0415
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     try:
         out = evaluate_checkpoint(args.checkpoint, ten_crop=args.ten_crop, data_dir=args.data_dir,

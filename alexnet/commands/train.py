@@ -18,7 +18,7 @@ RESUME_OVERRIDES = ("epochs", "device", "time_budget", "prefetch", "data_dir", "
 
 def register(subparsers) -> None:
     from ..runs import DATASETS, OPTIMIZERS  # noqa: PLC0415
-    from ..train import SCHEDULES  # noqa: PLC0415
+    from minidl.train.trainer import SCHEDULES  # noqa: PLC0415
     from .. import models  # noqa: PLC0415
 
     p = subparsers.add_parser("train", help="train a variant (default: the main job, mini on Fashion-MNIST)",
@@ -80,9 +80,9 @@ def setup(given: dict, *, resume: bool = False, overwrite: bool = False, log=pri
     from minidl.data import DataLoader  # noqa: PLC0415
 
     import alexnet  # noqa: PLC0415
-    from .. import checkpoint as ckpt_io  # noqa: PLC0415
+    from minidl.train import checkpoint as ckpt_io  # noqa: PLC0415
     from .. import runs  # noqa: PLC0415
-    from ..train import CHECKPOINT, check_labels, prepare_out_dir  # noqa: PLC0415
+    from minidl.train.trainer import CHECKPOINT, check_labels, prepare_out_dir  # noqa: PLC0415
 
     if resume:
         model = given.get("model") or "mini"
@@ -155,8 +155,8 @@ def setup(given: dict, *, resume: bool = False, overwrite: bool = False, log=pri
 
 def run(args, callback=None) -> int:
     start = time.perf_counter()
-    from ..checkpoint import CheckpointError  # noqa: PLC0415
-    from ..train import Trainer, TrainingDiverged, TrainingInterrupted  # noqa: PLC0415
+    from minidl.train.checkpoint import CheckpointError  # noqa: PLC0415
+    from minidl.train.trainer import Trainer, TrainingDiverged, TrainingInterrupted  # noqa: PLC0415
 
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     try:

@@ -7,7 +7,7 @@
             tqdm.write(message)
 
 ``check`` looks at the loss of every step and at the newest records of a ``LayerMonitor``
-(alexnet/diagnostics.py) and returns the warnings that became true on this step. Each
+(minidl/train/monitor.py) and returns the warnings that became true on this step. Each
 warning fires once per (kind, layer) for the whole run, so a long run is not flooded.
 
 The warnings, and what they measure:

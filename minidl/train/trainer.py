@@ -320,7 +320,7 @@ class Trainer:
         self.start_time = start_time
         self.plots = plots
         # per-layer statistics every monitor_every steps and the health check (docs/diagnostics.md)
-        from .diagnostics import LayerMonitor  # noqa: PLC0415
+        from .monitor import LayerMonitor  # noqa: PLC0415
         from .health import HealthCheck  # noqa: PLC0415
         self.monitor = LayerMonitor(model, every=monitor_every) if monitor_every else None
         self.health = HealthCheck(self.num_classes) if monitor_every and self.num_classes >= 2 else None
