@@ -1,4 +1,4 @@
-"""AlexNet and its seed reproductions as model variants (DESIGN section 4).
+"""AlexNet and its seed reproductions as model variants (docs/alexnet.md describes each).
 
 Every variant is one short declaration, a ``Spec``: the conv stages (``Conv``), the hidden
 fully-connected widths, where normalisation / pooling / dropout go, the input it expects and
@@ -35,7 +35,7 @@ import minidl.functional as F
 from minidl import nn
 
 # The paper's LRN: k=2, n=5, alpha=1e-4, beta=0.75 with b = a / (k + alpha * sum a^2)^beta.
-# PyTorch's (and minidl's) LocalResponseNorm divides alpha by n (DESIGN section 3), so the
+# PyTorch's (and minidl's) LocalResponseNorm divides alpha by n (docs/numerics.md), so the
 # paper's alpha=1e-4 becomes alpha = 1e-4 * 5 = 5e-4 here.
 PAPER_LRN = dict(size=5, alpha=5e-4, beta=0.75, k=2.0)
 

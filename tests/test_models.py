@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 # ============================================================================ PyTorch twins
-# Written out layer by layer from each source's description (DESIGN section 4), independently of
+# Written out layer by layer from each source's description (docs/alexnet.md), independently of
 # alexnet/models.py's spec builder.
 
 class Twin(tnn.Module):
@@ -413,13 +413,13 @@ def test_tf_lrn_variant_uses_the_mapping():
 
 
 # ============================================================================ options, init, recipes
-DESIGN_INPUTS = {"paper": (3, 227, 227), "torchvision": (3, 224, 224), "d2l": (1, 224, 224),
+VARIANT_INPUTS = {"paper": (3, 227, 227), "torchvision": (3, 224, 224), "d2l": (1, 224, 224),
                  "keras-bn": (3, 224, 224), "tf-lrn": (3, 227, 227), "cifar": (3, 32, 32), "mini": (1, 28, 28)}
 
 
 def test_names_and_input_shapes():
-    assert alexnet.names() == list(DESIGN_INPUTS)
-    for name, shape in DESIGN_INPUTS.items():
+    assert alexnet.names() == list(VARIANT_INPUTS)
+    for name, shape in VARIANT_INPUTS.items():
         model = alexnet.build(name, width=0.25)   # a quarter of the widths: quick to build, same input
         assert model.input_shape == shape
         assert model.fixed_size == (name != "torchvision")
@@ -478,7 +478,7 @@ def test_recipes():
     for name in alexnet.names():
         r = alexnet.recipe(name)
         assert keys <= set(r), name
-        assert tuple(r["input_shape"]) == DESIGN_INPUTS[name]
+        assert tuple(r["input_shape"]) == VARIANT_INPUTS[name]
     assert alexnet.recipe("paper")["optimizer"] == "sgd-paper"
     assert alexnet.recipe("keras-bn")["optimizer"] == "adam" and alexnet.recipe("keras-bn")["batch_size"] == 32
     alexnet.recipe("mini")["lr"] = 123.0
