@@ -14,6 +14,11 @@ Writing goes to a temporary file in the same directory, is flushed to disk, then
 old checkpoint (``os.replace``), so a crash or Ctrl-C during the write leaves the previous
 checkpoint intact, never a half-written one.  JSON keeps Python floats exactly (shortest repr
 round-trips), so learning rates and schedule state come back bit-for-bit.
+
+Reading trusts nothing in the file: member names, dtypes and shapes are checked from the zip
+directory and the .npy headers (against the model, and a cap on the total size) before anything
+is decompressed, and the JSON against a schema; every problem is a CheckpointError naming the
+file and the key (docs/reliability.md).
 """
 from __future__ import annotations
 
