@@ -424,3 +424,28 @@ def build(name: str, num_classes: int | None = None, **options) -> AlexNet:
         raise ValueError(f"alexnet.build({name!r}): num_classes must be a positive integer, got {num_classes!r}")
     spec, input_shape = _apply_options(name, spec, options)
     return _build(name, spec, input_shape, num_classes)
+
+
+def param_count(name: str, num_classes: int | None = None, **options) -> int:
+    """The number of parameter elements ``build(name, num_classes, **options)`` would allocate,
+    computed from the spec without building anything (checked against built models in the tests).
+
+    A checkpoint's metadata says which model to build: comparing this count with the weights the
+    file holds refuses metadata asking for a far larger model before any memory is spent on it."""
+    spec = _spec(name)
+    num_classes = spec.num_classes if num_classes is None else num_classes
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"alexnet.build({name!r}): num_classes must be a positive integer, got {num_classes!r}")
+    spec, (c, h, w) = _apply_options(name, spec, options)
+    total = 0
+    for stage in spec.convs:
+        total += stage.out * (c // stage.groups) * stage.k * stage.k + stage.out
+        if stage.norm and spec.norm == "bn":
+            total += 2 * stage.out            # BatchNorm2d's weight and bias
+        c = stage.out
+    fh, fw = spec.adaptive_pool if spec.adaptive_pool is not None else feature_sizes(spec, h, w)[-1]
+    fan_in = c * fh * fw
+    for width in spec.hidden + (num_classes,):
+        total += fan_in * width + width
+        fan_in = width
+    return total

@@ -20,6 +20,7 @@ Input pipeline (``make_transforms``), for a model that takes C x H x W:
 """
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -83,7 +84,59 @@ def resolve_config(given: dict) -> dict:
         cfg["eval_batch_size"] = 2 * cfg["batch_size"]
     if cfg["out"] is None:
         cfg["out"] = os.path.join("runs", f"{model}-{cfg['dataset']}")
-    return dict(sorted(cfg.items()))
+    return check_config(dict(sorted(cfg.items())), "train")
+
+
+def _config_rules() -> dict:
+    """key -> validator (alexnet.args) or tuple of choices, for every key a configuration may hold."""
+    from . import args as V, models  # noqa: PLC0415
+    from minidl.train.trainer import SCHEDULES  # noqa: PLC0415
+    return dict(
+        epochs=V.POSITIVE_INT, batch_size=V.POSITIVE_INT, lr=V.POSITIVE_FLOAT, momentum=V.MOMENTUM,
+        weight_decay=V.NONNEG_FLOAT, seed=V.NONNEG_INT, limit_train=V.POSITIVE_INT, limit_test=V.POSITIVE_INT,
+        num_classes=V.POSITIVE_INT, in_channels=V.POSITIVE_INT, width=V.WIDTH, dropout=V.PROBABILITY,
+        crop_padding=V.NONNEG_INT, prefetch=V.NONNEG_INT, eval_batch_size=V.POSITIVE_INT,
+        time_budget=V.TIME_BUDGET, val_fraction=V.Number(float, 0, 1, low_open=True, high_open=True),
+        step_size=V.POSITIVE_INT, gamma=V.GAMMA, patience=V.NONNEG_INT, factor=V.FACTOR, warmup=V.FRACTION,
+        model=tuple(models.names()), dataset=DATASETS, optimizer=OPTIMIZERS, schedule=SCHEDULES,
+        device=("cpu", "gpu"), norm=models.NORMS, init=models.INITS, pool=tuple(models.POOLS))
+
+
+def check_config(cfg: dict, where: str) -> dict:
+    """``cfg`` if every value it holds is of the right type and range, else ValueError naming the key.
+
+    The same rules as the command line's (alexnet.args); used on a configuration read back from
+    a checkpoint (``where`` names the file) before anything is built from it."""
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{where}: the configuration must be an object, got {type(cfg).__name__}")
+    values = dict(cfg)
+    schedule_args = values.get("schedule_args") or {}
+    if not isinstance(schedule_args, dict):
+        raise ValueError(f"{where}: configuration key 'schedule_args' must be an object, got {schedule_args!r:.80}")
+    values.update({k: v for k, v in schedule_args.items() if k in ("step_size", "gamma", "patience", "factor",
+                                                                   "warmup")})
+    for key, rule in _config_rules().items():
+        value = values.get(key)
+        if value is None:
+            continue
+        if isinstance(rule, tuple):
+            if value not in rule:
+                raise ValueError(f"{where}: configuration key {key!r} must be one of {rule}, got {value!r:.80}")
+        else:
+            rule.check(value, f"{where}: configuration key {key!r}")
+    for key in ("data_dir", "out"):
+        if cfg.get(key) is not None and not isinstance(cfg[key], str):
+            raise ValueError(f"{where}: configuration key {key!r} must be a string, got {cfg[key]!r:.80}")
+    norm = cfg.get("normalize")
+    if norm is not None:
+        ok = isinstance(norm, dict) and all(
+            isinstance(norm.get(k), list) and norm[k] and all(
+                not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) for v in norm[k])
+            for k in ("mean", "std"))
+        if not ok or min(norm["std"]) <= 0:
+            raise ValueError(f"{where}: configuration key 'normalize' must hold lists 'mean' and 'std' of finite "
+                             f"numbers (std > 0), got {norm!r:.120}")
+    return cfg
 
 
 # --------------------------------------------------------------------------------- datasets

@@ -132,3 +132,110 @@ def test_mismatched_optimizer_state(tmp_path):
     other = small_model(hidden=7)
     with pytest.raises(CheckpointError, match=r"ck\.npz.*momentum_buffer.*shape \(5, 4\)"):
         ckpt_io.restore_optimizer(ck, optim.SGD(other.parameters(), lr=0.1, momentum=0.9))
+
+
+# ------------------------------------------------------------------------- hostile files
+def _npz_with(path, members: dict):
+    """A zip of .npy members written by hand (``members``: name -> bytes), deflated."""
+    import zipfile
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name + ".npy", data)
+
+
+def _npy(array):
+    import io
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.asarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _meta(**meta):
+    return _npy(np.array(json.dumps({"format": ckpt_io.FORMAT, "version": 1, **meta})))
+
+
+def test_a_huge_declared_member_is_refused_from_its_header_before_decompressing(tmp_path):
+    """A member declaring 4 GiB (zeros deflate ~1000:1) is refused without allocating it: the
+    test streams the member, so the file stays small, and checks the time and peak memory."""
+    import tracemalloc
+    import zipfile
+    path = str(tmp_path / "bomb.npz")
+    big = (1 << 30,)                                  # 2**30 float32 = 4 GiB
+    buf = __import__("io").BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": big})
+    header = buf.getvalue()
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("json/meta.npy", _meta(epoch=0, step=0))
+        with zf.open("model/0.weight.npy", "w", force_zip64=True) as f:
+            f.write(header)
+            chunk = bytes(1 << 24)
+            for _ in range(4):                        # only 64 MiB of data is really written
+                f.write(chunk)
+    assert os.path.getsize(path) < 1 << 20
+    tracemalloc.start()
+    with pytest.raises(CheckpointError, match=r"bomb\.npz.*(truncated or corrupt|declares)"):
+        ckpt_io.load_checkpoint(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 50 << 20, f"{peak / 2**20:.0f} MiB allocated before refusing"
+
+
+def test_declared_sizes_are_capped_by_the_model_and_shapes_checked_before_reading(tmp_path):
+    path = str(tmp_path / "big.npz")
+    model = small_model()
+    state = {f"model/{k}": _npy(v) for k, v in model.state_dict().items()}
+    state["model/0.weight"] = _npy(np.zeros((2000, 1000), np.float32))   # 8 MB, honest header, wrong shape
+    _npz_with(path, {"json/meta": _meta(epoch=0, step=0), **state, "json/optim": _npy(np.array("null")),
+                     "json/scheduler": _npy(np.array("null")), "json/rng": _npy(np.array("null"))})
+    with pytest.raises(CheckpointError, match=r"big\.npz.*declares 8,0\d\d,\d\d\d bytes of arrays.*for this model"):
+        ckpt_io.load_checkpoint(path, expected=model)
+    with pytest.raises(CheckpointError, match=r"0\.weight: \(2000, 1000\) in the file, \(5, 4\) in the model"):
+        ckpt_io.load_checkpoint(path, expected=model, max_bytes=1 << 30)
+
+
+MALFORMED = {
+    "meta is a list": ("json/meta", [1, 2], "json/meta must be an object"),
+    "version is a string": ("version", "1", "key 'version' must be an integer"),
+    "epoch is negative": ("epoch", -1, "key 'epoch' must be an integer >= 0"),
+    "epoch is a bool": ("epoch", True, "key 'epoch' must be an integer"),
+    "missing epoch": ("epoch", None, "has no key 'epoch'"),
+    "config is a list": ("config", [1], "key 'config' must be an object"),
+    "options is a string": ("options", "wide", "key 'options' must be an object"),
+    "history holds a number": ("history", [3], r"json/meta.history\[0\] must be an object"),
+    "history entry lacks test_acc": ("history", [{"epoch": 1}], r"history\[0\] has no key 'test_acc'"),
+    "running count is a string": ("running", {"count": "7"}, r"json/meta.running key 'count'"),
+    "num_classes is zero": ("num_classes", 0, "key 'num_classes' must be an integer or null >= 1"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_metadata_is_a_checkpoint_error_naming_file_and_key(tmp_path, case):
+    key, value, message = MALFORMED[case]
+    model = small_model()
+    path = str(tmp_path / "ck.npz")
+    ckpt_io.save_checkpoint(path, model_state=model.state_dict(), meta={"epoch": 1, "step": 0})
+    good = ckpt_io.read_meta(path)
+    if key == "json/meta":
+        meta = value
+    elif value is None:
+        meta = {k: v for k, v in good.items() if k != key}
+    else:
+        meta = {**good, key: value}
+    arrays = {f"model/{k}": _npy(v) for k, v in model.state_dict().items()}
+    null = _npy(np.array("null"))
+    _npz_with(path, {"json/meta": _npy(np.array(json.dumps(meta))), **arrays, "json/optim": null,
+                     "json/scheduler": null, "json/rng": null})
+    with pytest.raises(CheckpointError, match=r"ck\.npz.*" + message):
+        ckpt_io.load_checkpoint(path, require=("epoch", "step"))
+
+
+def test_unknown_members_and_object_arrays_are_refused(tmp_path):
+    path = str(tmp_path / "ck.npz")
+    _npz_with(path, {"json/meta": _meta(epoch=0, step=0), "model/w": _npy(np.ones(3)), "evil": _npy(np.ones(1))})
+    with pytest.raises(CheckpointError, match="unexpected member 'evil.npy'"):
+        ckpt_io.load_checkpoint(path)
+    buf = __import__("io").BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "|O", "fortran_order": False, "shape": (1,)})
+    _npz_with(path, {"json/meta": _meta(epoch=0, step=0), "model/w": buf.getvalue() + b"x" * 8})
+    with pytest.raises(CheckpointError, match="dtype object"):
+        ckpt_io.load_checkpoint(path)

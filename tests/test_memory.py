@@ -61,15 +61,50 @@ def test_same_byte_size_other_dtype_and_shape():
 
 
 def test_limit_releases_least_recently_used_free_blocks():
-    memory.set_limit(6 << 20)              # room for one free 4 MiB block, not two
-    a, b = memory.empty(BIG), memory.empty((2048, 1024))
+    memory.set_limit(10 << 20)             # room for two free 4 MiB blocks, not three
+    a, b, c = memory.empty(BIG), memory.empty(BIG), memory.empty(BIG)
+    a_block, c_address = a.base.block, c.ctypes.data
     del a, b
-    assert memory.cached_bytes() == (0, 12 << 20)   # nothing released until the cache grows
-    c = memory.empty((3, 1024, 1024))      # a miss: the free blocks are trimmed to the limit
-    assert memory.cached_bytes()[1] <= 6 << 20
-    del c
+    assert memory.cached_bytes() == (4 << 20, 8 << 20)
+    del c                                  # the free bytes would reach 12 MiB: a's block (the oldest) goes
+    assert memory.cached_bytes() == (0, 8 << 20)
+    assert all(block is not a_block for block in memory._free)
+    d = memory.empty(BIG)                  # the most recently returned block is reused first
+    assert d.ctypes.data == c_address
+    del d
     memory.clear()
     assert memory.cached_bytes() == (0, 0)
+
+
+def test_the_limit_holds_when_arrays_die_without_a_new_allocation():
+    """A training step ends by dropping its activations and gradients all at once; the free
+    bytes must not pile up above the limit until the next step allocates."""
+    memory.set_limit(10 << 20)
+    step = [memory.empty(BIG) for _ in range(8)] + [memory.empty((3, 1024, 1024))]   # 44 MiB in use
+    assert memory.cached_bytes() == (44 << 20, 0)
+    views = [a[1:] for a in step[:4]]      # views keep their blocks in use
+    del step
+    assert memory.cached_bytes()[0] == 16 << 20 and memory.cached_bytes()[1] <= 10 << 20
+    del views
+    assert memory.cached_bytes()[0] == 0 and memory.cached_bytes()[1] <= 10 << 20
+
+
+def test_blocks_come_back_from_other_threads():
+    import threading
+    memory.set_limit(10 << 20)
+    arrays = [memory.empty(BIG) for _ in range(6)]
+
+    def drop(chunk):
+        chunk.clear()
+    chunks = [arrays[i::3] for i in range(3)]
+    del arrays
+    threads = [threading.Thread(target=drop, args=(c,)) for c in chunks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    del chunks
+    assert memory.cached_bytes() == (0, 8 << 20)
 
 
 def test_limit_zero_turns_caching_off_and_bad_limits_are_refused():

@@ -71,6 +71,7 @@ def applies(model_name: str, setting: str) -> bool:
 
 def register(subparsers) -> None:
     import argparse  # noqa: PLC0415
+    from .. import args as V  # noqa: PLC0415
     p = subparsers.add_parser("ablate", help="train mini (and cifar) with each of the paper's choices switched "
                               "off in turn, over several seeds", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -78,13 +79,13 @@ def register(subparsers) -> None:
                    help="variants to ablate (default: mini, and cifar when CIFAR-10 is present)")
     p.add_argument("--settings", nargs="+", default=None, metavar="SETTING",
                    help=f"settings to run (default: all): {', '.join(SETTINGS)}")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per setting (default 3)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the recipe's)")
-    p.add_argument("--limit-train", type=int, default=None, help="use only the first N training images")
-    p.add_argument("--limit-test", type=int, default=None, help="use only the first N test images")
-    p.add_argument("--batch-size", type=int, default=None, help="default: the recipe's")
-    p.add_argument("--lr", type=float, default=None, help="default: the recipe's")
-    p.add_argument("--width", type=float, default=None, help="width multiplier of the models (default 1)")
+    p.add_argument("--seeds", type=V.POSITIVE_INT, default=3, help="seeds per setting (default 3)")
+    p.add_argument("--epochs", type=V.POSITIVE_INT, default=None, help="epochs per run (default: the recipe's)")
+    p.add_argument("--limit-train", type=V.POSITIVE_INT, default=None, help="use only the first N training images")
+    p.add_argument("--limit-test", type=V.POSITIVE_INT, default=None, help="use only the first N test images")
+    p.add_argument("--batch-size", type=V.POSITIVE_INT, default=None, help="default: the recipe's")
+    p.add_argument("--lr", type=V.POSITIVE_FLOAT, default=None, help="default: the recipe's")
+    p.add_argument("--width", type=V.WIDTH, default=None, help="width multiplier of the models (default 1)")
     p.add_argument("--data-dir", default=None, help="directory with the dataset files")
     p.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
     p.add_argument("--out", default=os.path.join("runs", "ablation"), help="output directory")
@@ -122,12 +123,15 @@ def train_one(model_name, setting, seed, *, out, epochs=None, batch_size=None, l
         if message.startswith("health check"):
             print(f"[{model_name} {setting} seed {seed}] {message}", flush=True)
 
-    trainer = trainer_module.Trainer(parts["model"], parts["optimizer"], parts["train_loader"],
-                                     parts["test_loader"], epochs=cfg["epochs"], num_classes=cfg["num_classes"],
-                                     out_dir=cfg["out"], schedule=parts["schedule"], device=cfg["device"],
-                                     classes=parts["test_ds"].classes, meta=parts["meta"], progress=progress,
-                                     plots=False, log=log)
-    trainer.fit()
+    try:
+        trainer = trainer_module.Trainer(parts["model"], parts["optimizer"], parts["train_loader"],
+                                         parts["test_loader"], epochs=cfg["epochs"], num_classes=cfg["num_classes"],
+                                         out_dir=cfg["out"], schedule=parts["schedule"], device=cfg["device"],
+                                         classes=parts["test_ds"].classes, meta=parts["meta"], progress=progress,
+                                         plots=False, out_lock=parts["lock"], log=log)
+        trainer.fit()
+    finally:
+        parts["lock"].release()
     return 1.0 - trainer.history[-1]["test_acc"], cfg
 
 

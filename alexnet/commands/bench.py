@@ -7,13 +7,14 @@ PARTS = ("kernels", "steps", "memory", "cold")
 
 
 def register(subparsers):
+    from .. import args as V  # noqa: PLC0415
     p = subparsers.add_parser("bench", help="benchmark every kernel and training steps against PyTorch",
                               description="Benchmark minidl against PyTorch in one run (needs torch: "
                                           "pip install -e '.[test]'). Writes benchmarks/results/*.json; a full "
                                           "run also writes docs/benchmarks.md's tables and a PNG chart.")
     p.add_argument("--quick", action="store_true", help="tiny shapes, few repeats (under a minute)")
     p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to measure")
-    p.add_argument("--repeats", type=int, default=None, help="timed repeats per side (default 7, quick 3)")
+    p.add_argument("--repeats", type=V.POSITIVE_INT, default=None, help="timed repeats per side (default 7, quick 3)")
     p.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     p.add_argument("--markdown", default=None,
                    help="update the results section of this Markdown file (default: docs/benchmarks.md "

@@ -24,6 +24,7 @@ HISTOGRAM_SKIP = ("Flatten", "Dropout", "Identity")
 
 def register(subparsers) -> None:
     from .. import models  # noqa: PLC0415
+    from .. import args as V  # noqa: PLC0415
     p = subparsers.add_parser("diagnose", help="one batch forward/backward: per-layer activation and "
                               "gradient statistics, histograms", description=__doc__,
                               formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
@@ -33,13 +34,13 @@ def register(subparsers) -> None:
                         "or random inputs for image-folder variants)")
     p.add_argument("--init", nargs="+", choices=models.INITS, default=None,
                    help="initialisation(s); two or more are compared side by side (default: the variant's own)")
-    p.add_argument("--batch-size", type=int, default=64, help="examples in the batch (default 64)")
-    p.add_argument("--width", type=float, default=1.0, help="width multiplier of the model (default 1)")
+    p.add_argument("--batch-size", type=V.POSITIVE_INT, default=64, help="examples in the batch (default 64)")
+    p.add_argument("--width", type=V.WIDTH, default=1.0, help="width multiplier of the model (default 1)")
     p.add_argument("--layers", nargs="+", default=None, metavar="NAME",
                    help="only these layers (dotted names, e.g. features.0); default: every layer")
     p.add_argument("--no-normalize", action="store_true",
                    help="feed raw [0, 1] pixels instead of per-channel standardised ones")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the batch")
+    p.add_argument("--seed", type=V.NONNEG_INT, default=0, help="seed of the initialisation and the batch")
     p.add_argument("--data-dir", default=None, help="directory with the dataset files")
     p.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
     p.add_argument("--out", default=None, help="output directory (default runs/diagnose-MODEL)")

@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 
+class NonFinite(RuntimeError):
+    """The checkpoint's weights, or the loss they give, are NaN or infinite."""
+
+
 def register(subparsers) -> None:
+    from .. import args as V  # noqa: PLC0415
     p = subparsers.add_parser("evaluate", help="top-1/top-5 of a checkpoint on the test set",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", metavar="CKPT", help="a checkpoint.npz written by alexnet train")
     p.add_argument("--ten-crop", action="store_true", help="average over ten crops (corners, centre, flips)")
     p.add_argument("--data-dir", default=None, help="where the dataset is (default: the training run's)")
-    p.add_argument("--limit-test", type=int, default=None, help="only the first N test images (of a fixed shuffle)")
-    p.add_argument("--batch-size", type=int, default=None, help="evaluation batch size")
+    p.add_argument("--limit-test", type=V.POSITIVE_INT, default=None, help="only the first N test images (of a fixed shuffle)")
+    p.add_argument("--batch-size", type=V.POSITIVE_INT, default=None, help="evaluation batch size")
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
@@ -40,20 +46,35 @@ def evaluate_checkpoint(path: str, *, ten_crop: bool = False, data_dir=None, lim
     from .. import runs  # noqa: PLC0415
     from minidl.train.trainer import check_labels, evaluate  # noqa: PLC0415
 
-    ckpt = ckpt_io.load_checkpoint(path)
-    meta = ckpt.meta
-    if "config" not in meta or "model" not in meta:
-        raise ckpt_io.CheckpointError(f"checkpoint {path!r} has no model/configuration metadata; "
-                                      "it was not written by alexnet train")
-    cfg = dict(meta["config"])
+    # nothing from the file is used before it is checked: metadata and configuration against their
+    # schemas, the model it asks for against the weights it holds (sizes from the .npy headers)
+    meta = ckpt_io.read_meta(path, require=("model", "num_classes", "config"))
+    try:
+        cfg = runs.check_config(dict(meta["config"]), f"checkpoint {path!r}")
+        options = meta.get("options") or {}
+        wanted = alexnet.models.param_count(meta["model"], meta["num_classes"], **options)
+    except (ValueError, TypeError) as exc:
+        raise ckpt_io.CheckpointError(f"checkpoint {path!r}: json/meta describes no model that can be built "
+                                      f"({exc})") from exc
+    held = sum(math.prod(shape) for shape in ckpt_io.declared_shapes(path).values())
+    if wanted > held:
+        raise ckpt_io.CheckpointError(f"checkpoint {path!r}: json/meta asks for model {meta['model']!r} with "
+                                      f"options {options} ({wanted:,} parameters), but the file holds "
+                                      f"{held:,} weights; refusing to build it")
     if data_dir is not None:
         cfg["data_dir"] = data_dir
     if limit_test is not None:
         cfg["limit_test"] = limit_test
     if device == "gpu" and not md.gpu_available():
         raise ValueError(f"evaluate: --device gpu is not available: {backend._cupy_problem}")
-    model = alexnet.build(meta["model"], meta["num_classes"], **meta.get("options", {}))
+    model = alexnet.build(meta["model"], meta["num_classes"], **options)
+    ckpt = ckpt_io.load_checkpoint(path, expected=model)
     ckpt_io.check_model_state(ckpt, model, meta["model"])
+    bad = [name for name, value in ckpt.model_state.items()
+           if value.dtype.kind in "fc" and not np.isfinite(value).all()]
+    if bad:
+        raise NonFinite(f"checkpoint {path!r} holds non-finite weights (NaN or inf) in {bad[:5]}"
+                        + (" ..." if len(bad) > 5 else "") + "; an accuracy computed with them means nothing")
     model.load_state_dict(ckpt.model_state)
     model.to(device)
     _, test_ds = runs.load_datasets(cfg, model.input_shape[1:], train=False)
@@ -70,6 +91,9 @@ def evaluate_checkpoint(path: str, *, ten_crop: bool = False, data_dir=None, lim
         def predict(x):
             return np.log(np.maximum(T.ten_crop_predict(model_fn, x, model.input_shape[1:]), 1e-30))
     result = evaluate(model, loader, meta["num_classes"], device=device, predict=predict, progress=progress)
+    if not math.isfinite(result.loss):
+        raise NonFinite(f"checkpoint {path!r}: the test loss is {result.loss} (top-1 {result.top1:.4f} over "
+                        f"{result.count} images); the model overflows on this data, its accuracy is unreliable")
     return {"checkpoint": path, "model": meta["model"], "dataset": cfg["dataset"], "epoch": meta.get("epoch"),
             "ten_crop": ten_crop, "images": result.count, "top1": result.top1, "top5": result.top5,
             "loss": result.loss, "seconds": result.seconds}
@@ -82,6 +106,9 @@ def run(args) -> int:
         out = evaluate_checkpoint(args.checkpoint, ten_crop=args.ten_crop, data_dir=args.data_dir,
                                   limit_test=args.limit_test, batch_size=args.batch_size, device=args.device,
                                   progress=progress)
+    except NonFinite as exc:
+        print(f"alexnet evaluate: warning: {exc}", file=sys.stderr)
+        return 3
     except (ValueError, OSError, CheckpointError) as exc:
         print(f"alexnet evaluate: error: {exc}", file=sys.stderr)
         return 2

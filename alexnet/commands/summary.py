@@ -13,12 +13,13 @@ def parse_shape(text: str) -> tuple:
 
 def register(subparsers) -> None:
     from .. import models  # noqa: PLC0415
+    from .. import args as V  # noqa: PLC0415
     p = subparsers.add_parser("summary", help="layer table: output shapes, parameters, MACs",
                               description=__doc__)
     p.add_argument("name", choices=models.names(), help="the variant")
     p.add_argument("--input", type=parse_shape, default=None, metavar="CxHxW",
                    help="input shape (default: the variant's own)")
-    p.add_argument("--num-classes", type=int, default=None, help="outputs (default: the variant's own)")
+    p.add_argument("--num-classes", type=V.POSITIVE_INT, default=None, help="outputs (default: the variant's own)")
     p.set_defaults(func=run)
 
 

@@ -20,6 +20,7 @@ def register(subparsers) -> None:
     from ..runs import DATASETS, OPTIMIZERS  # noqa: PLC0415
     from minidl.train.trainer import SCHEDULES  # noqa: PLC0415
     from .. import models  # noqa: PLC0415
+    from .. import args as V  # noqa: PLC0415
 
     p = subparsers.add_parser("train", help="train a variant (default: the main job, mini on Fashion-MNIST)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -28,40 +29,40 @@ def register(subparsers) -> None:
     a("--dataset", choices=DATASETS, default=None, help="default: the recipe's")
     a("--data-dir", default=None, help="where the dataset's files are (folder: one sub-folder per class, "
                                        "or train/ and val/ sub-folders)")
-    a("--epochs", type=int, default=None)
-    a("--batch-size", type=int, default=None)
-    a("--lr", type=float, default=None, help="(peak) learning rate")
+    a("--epochs", type=V.POSITIVE_INT, default=None)
+    a("--batch-size", type=V.POSITIVE_INT, default=None)
+    a("--lr", type=V.POSITIVE_FLOAT, default=None, help="(peak) learning rate")
     a("--optimizer", choices=OPTIMIZERS, default=None,
       help="sgd: PyTorch's rule; sgd-paper: the paper's rule; adam")
-    a("--momentum", type=float, default=None)
-    a("--weight-decay", type=float, default=None)
+    a("--momentum", type=V.MOMENTUM, default=None)
+    a("--weight-decay", type=V.NONNEG_FLOAT, default=None)
     a("--nesterov", action=argparse.BooleanOptionalAction, default=None)
     a("--schedule", choices=SCHEDULES, default=None,
       help="none | step | plateau (per epoch) | cosine | onecycle (per step)")
-    a("--step-size", type=int, default=None, help="step schedule: epochs between reductions")
-    a("--gamma", type=float, default=None, help="step schedule: factor per reduction")
-    a("--patience", type=int, default=None, help="plateau schedule: epochs without improvement")
-    a("--factor", type=float, default=None, help="plateau schedule: factor per reduction")
-    a("--warmup", type=float, default=None, help="cosine schedule: warm-up fraction of all steps")
+    a("--step-size", type=V.POSITIVE_INT, default=None, help="step schedule: epochs between reductions")
+    a("--gamma", type=V.GAMMA, default=None, help="step schedule: factor per reduction")
+    a("--patience", type=V.NONNEG_INT, default=None, help="plateau schedule: epochs without improvement")
+    a("--factor", type=V.FACTOR, default=None, help="plateau schedule: factor per reduction")
+    a("--warmup", type=V.FRACTION, default=None, help="cosine schedule: warm-up fraction of all steps")
     a("--device", choices=("cpu", "gpu"), default=None)
-    a("--seed", type=int, default=None)
+    a("--seed", type=V.NONNEG_INT, default=None)
     a("--out", default=None, help="output directory (default: runs/MODEL-DATASET)")
     a("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     a("--overwrite", action="store_true", help="start afresh even if OUT already holds a checkpoint")
-    a("--limit-train", type=int, default=None, help="use only N training images")
-    a("--limit-test", type=int, default=None, help="use only N test images")
-    a("--num-classes", type=int, default=None, help="model outputs (default: the dataset's classes)")
-    a("--width", type=float, default=None, help="width multiplier of the model")
+    a("--limit-train", type=V.POSITIVE_INT, default=None, help="use only N training images")
+    a("--limit-test", type=V.POSITIVE_INT, default=None, help="use only N test images")
+    a("--num-classes", type=V.POSITIVE_INT, default=None, help="model outputs (default: the dataset's classes)")
+    a("--width", type=V.WIDTH, default=None, help="width multiplier of the model")
     a("--norm", choices=("lrn", "bn", "none"), default=None, help="model option: normalisation layers")
-    a("--dropout", type=float, default=None, help="model option: dropout probability")
+    a("--dropout", type=V.PROBABILITY, default=None, help="model option: dropout probability")
     a("--init", choices=("paper", "xavier", "kaiming", "torch"), default=None, help="model option")
     a("--augment", action=argparse.BooleanOptionalAction, default=None,
       help="random crops (padding for small images) and horizontal flips")
-    a("--crop-padding", type=int, default=None, help="padding of the random crops of small images")
+    a("--crop-padding", type=V.NONNEG_INT, default=None, help="padding of the random crops of small images")
     a("--pca-lighting", action=argparse.BooleanOptionalAction, default=None, help="the paper's colour noise")
-    a("--prefetch", type=int, default=None, help="batches prepared ahead by the loader thread (0: none)")
-    a("--eval-batch-size", type=int, default=None)
-    a("--time-budget", type=float, default=None, metavar="SECONDS",
+    a("--prefetch", type=V.NONNEG_INT, default=None, help="batches prepared ahead by the loader thread (0: none)")
+    a("--eval-batch-size", type=V.POSITIVE_INT, default=None)
+    a("--time-budget", type=V.TIME_BUDGET, default=None, metavar="SECONDS",
       help="stop training when the budget (counted from the start, data loading included) would be "
            "exceeded, keeping time for the final evaluation; per-step schedules are stretched to end with it")
     a("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -75,7 +76,32 @@ def _given(args) -> dict:
 
 
 def setup(given: dict, *, resume: bool = False, overwrite: bool = False, log=print):
-    """Configuration, data, model, optimizer, schedule and loaders of a run -> (cfg, parts dict)."""
+    """Configuration, data, model, optimizer, schedule and loaders of a run -> (cfg, parts dict).
+
+    parts["lock"] is the output directory's lock (taken before anything there is read or
+    written; the caller releases it); a second writer gets OutDirBusy naming the first."""
+    from minidl.train.lock import OutDirLock  # noqa: PLC0415
+    from .. import runs  # noqa: PLC0415
+    if resume:
+        model = given.get("model") or "mini"
+        out = given.get("out") or runs.resolve_config({"model": model, "dataset": given.get("dataset")})["out"]
+    else:
+        out = runs.resolve_config(given)["out"]
+    lock = OutDirLock(out, log=log)
+    if os.path.isdir(out) or not resume:
+        from minidl.train.trainer import prepare_out_dir  # noqa: PLC0415
+        prepare_out_dir(out)           # a clear message for an unwritable --out, before the lock
+        lock.acquire()
+    try:
+        cfg, parts = _setup(given, resume=resume, overwrite=overwrite, log=log)
+    except BaseException:
+        lock.release()
+        raise
+    parts["lock"] = lock
+    return cfg, parts
+
+
+def _setup(given: dict, *, resume: bool, overwrite: bool, log):
     import minidl as md  # noqa: PLC0415
     from minidl.data import DataLoader  # noqa: PLC0415
 
@@ -90,11 +116,11 @@ def setup(given: dict, *, resume: bool = False, overwrite: bool = False, log=pri
         path = os.path.join(out, CHECKPOINT)
         if not os.path.exists(path):
             raise ValueError(f"train --resume: no checkpoint at {path}; start without --resume")
-        saved = ckpt_io.load_checkpoint(path).meta
+        saved = ckpt_io.read_meta(path)
         if "config" not in saved:
             raise ckpt_io.CheckpointError(f"checkpoint {path!r} holds no run configuration; it was not written "
                                           "by alexnet train")
-        cfg = dict(saved["config"])
+        cfg = dict(runs.check_config(saved["config"], f"checkpoint {path!r}"))
         conflicts = []
         for key, value in given.items():
             if value is None or key in RESUME_OVERRIDES or key == "out":
@@ -153,12 +179,27 @@ def setup(given: dict, *, resume: bool = False, overwrite: bool = False, log=pri
                      test_loader=test_loader, train_ds=train_ds, test_ds=test_ds, meta=meta)
 
 
+def _kept(args) -> str:
+    """What an interrupt before training leaves: the checkpoint already in --out, if any."""
+    from minidl.train.checkpoint import describe  # noqa: PLC0415
+    from minidl.train.trainer import CHECKPOINT  # noqa: PLC0415
+    from .. import runs  # noqa: PLC0415
+    try:
+        out = args.out or runs.resolve_config({"model": args.model, "dataset": args.dataset})["out"]
+    except ValueError:
+        return "nothing new was saved"
+    kept = describe(os.path.join(out, CHECKPOINT))
+    return f"nothing new was saved; {kept} is kept" if kept else "nothing was saved"
+
+
 def run(args, callback=None) -> int:
     start = time.perf_counter()
     from minidl.train.checkpoint import CheckpointError  # noqa: PLC0415
+    from minidl.train.lock import OutDirBusy  # noqa: PLC0415
     from minidl.train.trainer import Trainer, TrainingDiverged, TrainingInterrupted  # noqa: PLC0415
 
     progress = sys.stderr.isatty() if args.progress is None else args.progress
+    parts = {}
     try:
         cfg, parts = setup(_given(args), resume=args.resume, overwrite=args.overwrite)
         model = parts["model"]
@@ -173,21 +214,24 @@ def run(args, callback=None) -> int:
                           epochs=cfg["epochs"], num_classes=cfg["num_classes"], out_dir=cfg["out"],
                           schedule=parts["schedule"], device=cfg["device"], classes=parts["test_ds"].classes,
                           meta=parts["meta"], callback=callback, progress=progress,
-                          time_budget=cfg["time_budget"], start_time=start,
+                          time_budget=cfg["time_budget"], start_time=start, out_lock=parts["lock"],
                           log=lambda *a: print(*a, flush=True))
         metrics = trainer.fit(resume=args.resume)
     except TrainingInterrupted as exc:
         print(f"alexnet train: {exc}", file=sys.stderr)
-        return 130
+        return 128 + exc.signum
     except TrainingDiverged as exc:
         print(f"alexnet train: {exc}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
-        print("alexnet train: interrupted before training started; nothing was saved", file=sys.stderr)
+        print(f"alexnet train: interrupted before training started; {_kept(args)}", file=sys.stderr)
         return 130
-    except (ValueError, OSError, CheckpointError) as exc:   # bad input: the message says what is wrong
+    except (ValueError, OSError, CheckpointError, OutDirBusy) as exc:   # the message says what is wrong
         print(f"alexnet train: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if parts.get("lock") is not None:
+            parts["lock"].release()
     best = metrics["best_test_acc"]
     total = time.perf_counter() - start
     if trainer.stopped:

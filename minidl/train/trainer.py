@@ -15,11 +15,18 @@ and augmentation depend only on (seed, epoch, batch) (minidl.data.DataLoader), d
 minidl's RNG counter (saved with ``md.get_rng_state()``), and the learning rate on the schedule's
 saved state and the global step.  A checkpoint records the position (epoch, batches done in it),
 the running loss/accuracy sums of the epoch, and the RNG state *at the start of* that step, so
-``fit(resume=True)`` replays exactly the remaining steps.  Ctrl-C does not cut a step in half: the
-first one asks the loop to stop at the next step boundary (then it saves and raises
-``TrainingInterrupted``); a second one stops at once (a save then happens only if no parameter
-update was under way).  ``--time-budget`` makes the run depend on the clock, so it is not
-reproducible.
+``fit(resume=True)`` replays exactly the remaining steps.
+
+Interrupts.  Ctrl-C (SIGINT) and SIGTERM (what a batch scheduler sends) do not cut a step in half:
+the first one asks the loop to stop at the next step boundary (then it saves and raises
+``TrainingInterrupted``); a second one stops at once.  The position saved with the weights is
+committed in the same signal-atomic section as the update (``_DeferredInterrupt.atomic``: a
+signal there is held until the section ends), so a checkpoint never pairs new weights with an
+old position; a second signal in the middle of a step (the forward pass already moved batch-norm
+statistics and the RNG) saves nothing, and the message names the checkpoint that is kept.  The
+output directory is locked for the run (minidl.train.lock: a second writer is refused), and the
+temporary files of a write killed half-way are removed when the next run starts there.
+``--time-budget`` makes the run depend on the clock, so it is not reproducible.
 
 Non-finite loss.  A NaN/inf loss raises ``TrainingDiverged`` naming the epoch and step; the
 update is not applied, and checkpoints are never written with non-finite weights, so the last
@@ -27,6 +34,7 @@ good checkpoint stays on disk.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -53,11 +61,12 @@ class TrainingDiverged(RuntimeError):
 
 
 class TrainingInterrupted(Exception):
-    """Training stopped on Ctrl-C; ``saved`` tells whether a checkpoint was written at ``epoch``/``step``."""
+    """Training stopped on Ctrl-C or SIGTERM (``signum``); ``saved`` tells whether a checkpoint was
+    written at ``epoch``/``step``."""
 
-    def __init__(self, message, saved: bool, epoch: int, step: int):
+    def __init__(self, message, saved: bool, epoch: int, step: int, signum: int = signal.SIGINT):
         super().__init__(message)
-        self.saved, self.epoch, self.step = saved, epoch, step
+        self.saved, self.epoch, self.step, self.signum = saved, epoch, step, int(signum)
 
 
 # ------------------------------------------------------------------------------ schedules
@@ -186,6 +195,9 @@ def evaluate(model, loader, num_classes: int, *, device: str = "cpu", predict=No
     """
     from tqdm.auto import tqdm  # noqa: PLC0415
 
+    if len(loader) == 0:
+        raise ValueError("evaluate: no test images (the loader yields no batches); an accuracy over none "
+                         "would mean nothing")
     was_training = model.training
     model.eval()
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
@@ -260,30 +272,62 @@ def all_finite(model) -> bool:
 
 
 class _DeferredInterrupt:
-    """While active (main thread only), the first Ctrl-C only sets ``requested``; a second one raises."""
+    """While active (main thread only), the first SIGINT (Ctrl-C) or SIGTERM only sets ``requested``
+    (the loop stops at the next step boundary); a second one raises KeyboardInterrupt at once,
+    except inside an ``atomic()`` section, where it is held until the section ends."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, log):
-        self.requested = False
         self.log = log
-        self._previous = None
+        self.requested = False
+        self.signum = signal.SIGINT
+        self._depth = 0          # nesting of atomic() sections
+        self._held = False       # a second signal arrived inside one
+        self._previous = {}
+
+    @staticmethod
+    def name(signum) -> str:
+        return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
 
     def _handler(self, signum, frame):
         if self.requested:
+            if self._depth:
+                self._held = True
+                return
             raise KeyboardInterrupt
-        self.requested = True
-        self.log("\nCtrl-C: stopping after this step and saving a checkpoint (Ctrl-C again to stop at once)")
+        self.requested, self.signum = True, signum
+        self.log(f"\n{self.name(signum)}: stopping after this step and saving a checkpoint "
+                 f"({self.name(signum)} again to stop at once)")
+
+    @contextlib.contextmanager
+    def atomic(self, hold: bool = True):
+        """A section no second signal cuts: one arriving inside raises KeyboardInterrupt when it
+        ends (``hold``), or is dropped (``hold=False``: while saving after an interrupt)."""
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+        if not self._depth and self._held:
+            self._held = False
+            if hold:
+                raise KeyboardInterrupt
 
     def __enter__(self):
+        self.requested, self._held, self._depth = False, False, 0
         if threading.current_thread() is threading.main_thread():
-            try:
-                self._previous = signal.signal(signal.SIGINT, self._handler)
-            except ValueError:
-                self._previous = None
+            for signum in self.SIGNALS:
+                try:
+                    self._previous[signum] = signal.signal(signum, self._handler)
+                except ValueError:
+                    pass
         return self
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
         return False
 
 
@@ -304,7 +348,7 @@ class Trainer:
                  out_dir: str | None = None, schedule: Schedule | None = None, device: str = "cpu",
                  classes=None, meta: dict | None = None, callback=None, progress: bool = True,
                  time_budget: float | None = None, start_time: float | None = None, plots: bool = True,
-                 monitor_every: int | None = 50,
+                 monitor_every: int | None = 50, out_lock=None,
                  log=print):
         self.model, self.optimizer = model, optimizer
         self.train_loader, self.test_loader = train_loader, test_loader
@@ -329,9 +373,12 @@ class Trainer:
         self.last_eval: EvalResult | None = None
         self.stopped: str | None = None
         self._position = None     # (epoch, step, running sums, rng state) at the last step boundary
-        self._updating = False
+        self._dirty = False       # the model, optimizer or RNG moved away from _position (mid-step)
+        self.out_lock = out_lock  # an OutDirLock of out_dir the caller already holds, else fit takes one
         self._interrupt = _DeferredInterrupt(log)
         for loader, what in ((train_loader, "the training set"), (test_loader, "the test set")):
+            if len(loader) == 0:
+                raise ValueError(f"Trainer: {what} has no images (its loader yields no batches)")
             dataset = getattr(loader, "dataset", None)
             if dataset is not None:
                 check_labels(dataset, self.num_classes, what)
@@ -362,7 +409,7 @@ class Trainer:
     def load_checkpoint(self, path: str | None = None):
         """Restore model, optimizer, schedule, RNG and history; returns (epoch, step, running)."""
         path = path or self.checkpoint_path
-        ckpt = ckpt_io.load_checkpoint(path)
+        ckpt = ckpt_io.load_checkpoint(path, expected=self.model, require=("epoch", "step"))
         ckpt_io.check_model_state(ckpt, self.model, self.meta.get("model"))
         for key in ("options", "num_classes"):
             mine = self.meta.get(key) if key != "num_classes" else self.num_classes
@@ -431,30 +478,48 @@ class Trainer:
     # ------------------------------------------------------------------------- fit
     def fit(self, resume: bool = False) -> dict:
         """Train for the remaining epochs; returns the metrics dict (also OUT/metrics.json)."""
+        lock = None
         if self.out_dir is not None:
             prepare_out_dir(self.out_dir)
+            if self.out_lock is None or not self.out_lock.held:
+                from .lock import OutDirLock  # noqa: PLC0415
+                lock = OutDirLock(self.out_dir, log=self.log).acquire()
+            removed = ckpt_io.remove_stale_temporaries(self.out_dir)
+            if removed:
+                self.log(f"note: removed {', '.join(removed)} in {self.out_dir}, left by a write that was killed")
+        try:
+            return self._fit(resume)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _fit(self, resume: bool) -> dict:
         if self.start_time is None:
             self.start_time = time.perf_counter()
-        epoch, step, running = 0, 0, {}
-        if resume:
-            epoch, step, running = self.load_checkpoint()
-            if epoch >= self.epochs:
-                self.log(f"nothing to do: {self.checkpoint_path} has completed {epoch} of {self.epochs} epochs "
-                         "(raise --epochs to train further)")
-            else:
-                self.log(f"resuming from {self.checkpoint_path}: epoch {epoch + 1}, step {step} "
-                         f"of {len(self.train_loader)}")
         self.stopped = None
-        self._updating = False
+        self._position, self._dirty = None, False
         with self._interrupt:
             try:
+                epoch, step, running = 0, 0, {}
+                if resume:
+                    epoch, step, running = self.load_checkpoint()
+                    if epoch >= self.epochs:
+                        self.log(f"nothing to do: {self.checkpoint_path} has completed {epoch} of {self.epochs} "
+                                 "epochs (raise --epochs to train further)")
+                    else:
+                        self.log(f"resuming from {self.checkpoint_path}: epoch {epoch + 1}, step {step} "
+                                 f"of {len(self.train_loader)}")
                 while epoch < self.epochs and self.stopped is None:
                     running = self._train_epoch(epoch, step, running)
                     self._finish_epoch(epoch, running)
                     epoch, step, running = epoch + 1, 0, {}
             except KeyboardInterrupt:
-                error = self._interrupted()
-                self.write_figures()
+                with self._interrupt.atomic(hold=False):   # further signals do not cut the save
+                    error = self._interrupted()
+                try:
+                    self.write_figures()
+                except KeyboardInterrupt:    # yet another signal: skip the figures, keep the message
+                    pass
                 raise error from None
             except TrainingDiverged:
                 self.write_figures()
@@ -462,17 +527,25 @@ class Trainer:
             self.write_figures()
         return self.metrics()
 
+    def _commit(self, epoch: int, step: int, running: dict) -> None:
+        """Record the step boundary the model, optimizer and RNG are at now (what a save writes)."""
+        self._position = (epoch, step, dict(running), md.get_rng_state())
+
     def _interrupted(self) -> TrainingInterrupted:
         path = self.checkpoint_path
-        if self._position is not None and not self._updating and path is not None:
+        signum, n_steps = self._interrupt.signum, len(self.train_loader)
+        how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+        if self._position is not None and not self._dirty and path is not None:
             epoch, step, running, rng = self._position
             self.save_checkpoint(epoch, step, running, rng)
-            return TrainingInterrupted(f"interrupted at epoch {epoch + 1}, step {step} of {len(self.train_loader)}; "
+            return TrainingInterrupted(f"{how} at epoch {epoch + 1}, step {step} of {n_steps}; "
                                        f"checkpoint saved to {path}; continue with --resume (same --out)",
-                                       saved=True, epoch=epoch, step=step)
-        keep = f"the last checkpoint {path} was kept" if path and os.path.exists(path) else "no checkpoint was written"
-        return TrainingInterrupted(f"interrupted in the middle of an update; {keep}", saved=False,
-                                   epoch=-1, step=-1)
+                                       saved=True, epoch=epoch, step=step, signum=signum)
+        kept = ckpt_io.describe(path)
+        where = "in the middle of a step" if self._dirty else "before training started"
+        keep = (f"nothing new was saved; the last checkpoint {kept} is kept (--resume continues from it)"
+                if kept else "nothing was saved (no checkpoint had been written)")
+        return TrainingInterrupted(f"{how} {where}; {keep}", saved=False, epoch=-1, step=-1, signum=signum)
 
     def _train_epoch(self, epoch: int, start_step: int, running: dict) -> dict:
         from tqdm.auto import tqdm  # noqa: PLC0415
@@ -489,10 +562,9 @@ class Trainer:
         self._train_rate = None
         bar = tqdm(total=n_steps, initial=start_step, desc=f"epoch {epoch + 1}/{self.epochs}",
                    disable=not self.progress, dynamic_ncols=True, unit="batch", leave=True)
+        self._commit(epoch, step, running)     # the state on entry: where a save now resumes
         try:
             for x, y in iterator:
-                self._position = (epoch, step, dict(running, train_seconds=seconds_before + time.perf_counter() - t_start),
-                                  md.get_rng_state())
                 if self.callback is not None:
                     self.callback(self, epoch, step)
                 if self._interrupt.requested:
@@ -501,6 +573,7 @@ class Trainer:
                 if time_fraction >= 1.0:
                     self.stopped = f"time budget of {self.time_budget:g} s used at epoch {epoch + 1}, step {step}"
                     break
+                self._dirty = True   # from here the step changes lr, RNG, batch-norm statistics, weights
                 self.schedule.before_step(max((epoch * n_steps + step) / total_steps, time_fraction))
                 if self.monitor is not None:
                     self.monitor.begin_step(epoch * n_steps + step)
@@ -517,25 +590,29 @@ class Trainer:
                                            f"{kept}. Lower --lr or check the data.")
                 self.optimizer.zero_grad()
                 loss.backward()
-                self._updating = True
                 if self.monitor is not None:
                     self.monitor.before_step()
-                self.optimizer.step()
-                self._updating = False
+                pred = backend.asnumpy(logits.data.argmax(axis=1))
+                n = len(pred)
+                correct = int((pred == np.asarray(y)).sum())
+                # the update and the position it leads to, together: no signal comes between them
+                with self._interrupt.atomic():
+                    self.optimizer.step()
+                    running["loss_sum"] += loss_value * n
+                    running["correct"] += correct
+                    running["count"] += n
+                    running["train_seconds"] = seconds_before + time.perf_counter() - t_start
+                    step += 1
+                    self._commit(epoch, step, running)
+                    self._dirty = False
                 if self.monitor is not None:
                     self.monitor.after_step()
                 if self.health is not None:
                     peak = max(self.schedule.base_lrs) or 1.0
-                    for message in self.health.check(epoch * n_steps + step, loss_value, self.monitor,
+                    for message in self.health.check(epoch * n_steps + step - 1, loss_value, self.monitor,
                                                      lr_scale=self.schedule.lr / peak):
                         tqdm.write(message) if self.progress else self.log(message)
-                pred = backend.asnumpy(logits.data.argmax(axis=1))
-                n = len(pred)
-                running["loss_sum"] += loss_value * n
-                running["correct"] += int((pred == np.asarray(y)).sum())
-                running["count"] += n
                 images += n
-                step += 1
                 now = time.perf_counter()
                 if warm is None:   # a cold Numba cache makes the first step ~20 s: no rate from it
                     warm = (now, images)
@@ -552,7 +629,7 @@ class Trainer:
         running["train_seconds"] = seconds_before + time.perf_counter() - t_start
         running["last_step"] = step
         # at the step boundary after the last step: an interrupt during evaluation resumes here
-        self._position = (epoch, step, dict(running), md.get_rng_state())
+        self._commit(epoch, step, running)
         return running
 
     def _finish_epoch(self, epoch: int, running: dict) -> None:
@@ -567,16 +644,17 @@ class Trainer:
                   "images_per_s": running["count"] / running["train_seconds"] if running["train_seconds"] > 0 else None}
         if self.stopped is not None:
             record["partial_epoch_steps"] = running["last_step"]
-        self._position = None    # schedule and history change below: no consistent position until saved
-        self.history.append(record)
-        self.schedule.after_epoch(result.top1)
-        rng = md.get_rng_state()
-        # a partial epoch ended by the time budget counts as done: --resume starts the next one
-        self.save_checkpoint(epoch + 1, 0, {}, rng)
-        self.write_metrics()
+        # schedule, history and checkpoint move to the next epoch's start together
+        with self._interrupt.atomic():
+            self._position = None
+            self.history.append(record)
+            self.schedule.after_epoch(result.top1)
+            # a partial epoch ended by the time budget counts as done: --resume starts the next one
+            self._commit(epoch + 1, 0, {})
+            self.save_checkpoint(*self._position)
+            self.write_metrics()
         if self.plots == "epoch":
             self.write_figures()
-        self._position = (epoch + 1, 0, {}, rng)
         self.log(f"epoch {epoch + 1}/{self.epochs}: train loss {record['train_loss']:.4f} "
                  f"acc {record['train_acc']:.4f} | test top-1 {result.top1:.4f} top-5 {result.top5:.4f} | "
                  f"lr {record['lr']:.3g} | {seconds:.1f} s, {record['images_per_s'] or 0:.0f} img/s")
