@@ -177,10 +177,10 @@ class BCEWithLogits(Function):
 
 # ------------------------------------------------------------------ label checks
 def check_labels(scores_shape, target, where="cross_entropy", ignore_index=None):
-    """Raise unless target holds integer labels in [0, C) (or ignore_index), one per position of scores
+    """Raise ValueError unless target holds integer labels in [0, C) (or ignore_index), one per position of scores
     (N, C) or (N, C, d1, ...): shape (N,) or (N, d1, ...)."""
     if target.dtype.kind not in "iu":
-        raise TypeError(f"{where}: target must hold integer class labels, got dtype {target.dtype} "
+        raise ValueError(f"{where}: target must hold integer class labels, got dtype {target.dtype} "
                         f"(shape {tuple(target.shape)}); class-probability targets are not supported "
                         f"(convert whole-number labels with .long() or .astype(int))")
     scores_shape = tuple(scores_shape)
@@ -189,8 +189,9 @@ def check_labels(scores_shape, target, where="cross_entropy", ignore_index=None)
     c = scores_shape[1]
     expected = scores_shape[:1] + scores_shape[2:]
     if tuple(target.shape) != expected:
-        raise ValueError(f"{where}: target has shape {tuple(target.shape)} but input has shape {scores_shape} "
-                         f"(expected target shape {expected}: one label per position, classes on dim 1)")
+        raise ValueError(f"{where}: target has shape {tuple(target.shape)} but input has shape {scores_shape}, "
+                         f"batch size {scores_shape[0]} (expected target shape {expected}: one label per "
+                         f"position, classes on dim 1)")
     if target.size == 0:
         return
     bad = (target < 0) | (target >= c)
