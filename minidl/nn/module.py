@@ -225,10 +225,10 @@ def _as_array(where: str, name: str, value):
     """A state-dict value as an array: Tensors give their data, lists and numbers become NumPy arrays."""
     if isinstance(value, Tensor):
         return value.data
-    if hasattr(value, "shape") and hasattr(value, "dtype"):
-        return value
     if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
         return value.detach().cpu().numpy()
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return value
     try:
         array = np.asarray(value)
     except ValueError as err:
