@@ -205,3 +205,14 @@ def test_module_zero_grad_set_to_none_false_keeps_zeroed_arrays():
     assert net.weight.grad is not None and not np.any(net.weight.grad.numpy())
     net.zero_grad()
     assert net.weight.grad is None
+
+
+def test_more_init_functions():
+    w = md.tensor(np.empty((200, 300), dtype=np.float32))
+    nn.init.trunc_normal_(w, mean=0.5, std=1.0, a=0.0, b=1.0)
+    assert w.numpy().min() >= 0.0 and w.numpy().max() <= 1.0 and w.numpy().std() > 0.2
+    nn.init.eye_(w)
+    np.testing.assert_array_equal(w.numpy(), np.eye(200, 300))
+    assert nn.init.calculate_gain("selu") == torch.nn.init.calculate_gain("selu")
+    with pytest.raises(ValueError, match="under 0.1%"):
+        nn.init.trunc_normal_(w, a=10.0, b=11.0)
