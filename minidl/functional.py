@@ -9,7 +9,7 @@ from __future__ import annotations
 import numbers
 
 from . import backend
-from .ops import basic, loss
+from .ops import basic, linear as _linear, loss
 from .ops import _flatten
 from .tensor import Tensor, as_tensor
 
@@ -30,7 +30,7 @@ def linear(x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
                          f"(input's last dim must equal in_features = weight.shape[1])")
     if b is not None and b.shape != (w.shape[0],):
         raise ValueError(f"linear: bias has shape {b.shape}, expected ({w.shape[0]},) for weight {w.shape}")
-    return loss.Linear.apply(x, w) if b is None else loss.Linear.apply(x, w, b)
+    return _linear.Linear.apply(x, w) if b is None else _linear.Linear.apply(x, w, b)
 
 
 def softmax(x: Tensor, dim: int = -1) -> Tensor:
@@ -41,19 +41,117 @@ def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
     return loss.LogSoftmax.apply(x, dim=dim)
 
 
-def cross_entropy(logits: Tensor, target) -> Tensor:
-    """Mean over the batch of -log softmax(logits)[i, target[i]].
+# ---------------------------------------------------------------- losses (minidl/ops/loss.py)
+def _reduction(name: str, size_average, reduce, reduction: str) -> str:
+    """torch's legacy size_average/reduce flags folded into ``reduction``, which is then checked."""
+    if size_average is not None or reduce is not None:
+        size_average = True if size_average is None else size_average
+        reduce = True if reduce is None else reduce
+        reduction = "none" if not reduce else ("mean" if size_average else "sum")
+    if reduction not in loss.REDUCTIONS:
+        raise ValueError(f"{name}: reduction must be one of {loss.REDUCTIONS}, got {reduction!r}")
+    return reduction
 
-    logits: (N, C) floats; target: N integer labels in [0, C), a Tensor or a NumPy/CuPy array.
-    """
+
+def _labels(name: str, scores, target, ignore_index: int):
+    """target as an integer array on scores' device, checked against scores' shape."""
+    import numpy as np  # noqa: PLC0415
+    if not isinstance(scores, Tensor):
+        raise TypeError(f"{name}: input must be a Tensor, got {type(scores).__name__}")
+    _check_float(name, scores)
     target = target.data if isinstance(target, Tensor) else target
     if not hasattr(target, "dtype"):
-        import numpy as np  # noqa: PLC0415
         target = np.asarray(target)
-    loss.check_labels(logits.shape, target)
-    if backend.device_of(target) != logits.device:
-        target = backend.to_device(target, logits.device)
-    return loss.CrossEntropy.apply(logits, as_tensor(target, like=logits))
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
+        raise TypeError(f"{name}: ignore_index must be an int, got {ignore_index!r}")
+    loss.check_labels(scores.shape, target, name, int(ignore_index))
+    return backend.to_device(target, scores.device) if backend.device_of(target) != scores.device else target
+
+
+def _class_weight(name: str, scores, weight):
+    """The per-class weight as an array of shape (C,) on scores' device, or None."""
+    import numpy as np  # noqa: PLC0415
+    if weight is None:
+        return None
+    weight = weight.data if isinstance(weight, Tensor) else backend.to_device(np.asarray(weight), scores.device)
+    if tuple(weight.shape) != (scores.shape[1],) or weight.dtype.kind != "f":
+        raise ValueError(f"{name}: weight must be a float tensor of shape ({scores.shape[1]},), one per class "
+                         f"(input shape {scores.shape}), got {weight.dtype} of shape {tuple(weight.shape)}")
+    return weight
+
+
+def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """As torch.nn.functional.cross_entropy: -log softmax(input, dim=1)[target], per position.
+
+    input (N, C) or (N, C, d1, ...) floats; target (N,) or (N, d1, ...) integer labels in [0, C), a
+    Tensor or a NumPy/CuPy array; positions whose label is ``ignore_index`` count for nothing.
+    ``weight`` (C,) scales each class; "mean" is then the weighted mean (divided by the sum of the
+    targets' weights), as torch.  ``label_smoothing`` eps mixes the target with a uniform one.
+    """
+    reduction = _reduction("cross_entropy", size_average, reduce, reduction)
+    target = _labels("cross_entropy", input, target, ignore_index)
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real) \
+            or not 0 <= label_smoothing <= 1:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    return loss.CrossEntropy.apply(input, target, weight=_class_weight("cross_entropy", input, weight),
+                                   ignore_index=int(ignore_index), reduction=reduction,
+                                   label_smoothing=float(label_smoothing))
+
+
+def nll_loss(input: Tensor, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+             reduction: str = "mean") -> Tensor:
+    """As torch.nn.functional.nll_loss: -input[n, target[n]] for log-probabilities ``input``
+    (N, C) or (N, C, d1, ...); weight, ignore_index and reduction as in cross_entropy."""
+    reduction = _reduction("nll_loss", size_average, reduce, reduction)
+    target = _labels("nll_loss", input, target, ignore_index)
+    return loss.NLLLoss.apply(input, target, weight=_class_weight("nll_loss", input, weight),
+                              ignore_index=int(ignore_index), reduction=reduction)
+
+
+def _same_shape_pair(name: str, input, target, target_name: str = "target"):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{name}: input must be a Tensor, got {type(input).__name__}")
+    _check_float(name, input)
+    target = as_tensor(target, like=input)
+    if target.shape != input.shape:  # torch broadcasts (with a warning); a mismatch is nearly always a bug
+        raise ValueError(f"{name}: {target_name} shape {target.shape} differs from input shape {input.shape}; "
+                         f"reshape one of them (e.g. target.reshape({', '.join(map(str, input.shape))}))")
+    if target.dtype != input.dtype:
+        raise TypeError(f"{name}: {target_name} dtype {target.dtype} differs from input dtype {input.dtype} "
+                        f"(shape {input.shape}); convert it with .float() or .astype")
+    return target
+
+
+def mse_loss(input: Tensor, target, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    """As torch.nn.functional.mse_loss: (input - target)^2, reduced; the shapes must match."""
+    reduction = _reduction("mse_loss", size_average, reduce, reduction)
+    return loss.MSELoss.apply(input, _same_shape_pair("mse_loss", input, target), reduction=reduction)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, size_average=None, reduce=None,
+                                     reduction: str = "mean", pos_weight=None) -> Tensor:
+    """As torch.nn.functional.binary_cross_entropy_with_logits: -[y log sigmoid(x) + (1-y) log(1-sigmoid(x))]
+    in a form that never overflows; ``pos_weight`` multiplies the positive term (broadcast over the
+    last dim), ``weight`` each element.  The shapes of input and target must match."""
+    import numpy as np  # noqa: PLC0415
+    name = "binary_cross_entropy_with_logits"
+    reduction = _reduction(name, size_average, reduce, reduction)
+    target = _same_shape_pair(name, input, target)
+    extras = {}
+    for arg, value in (("weight", weight), ("pos_weight", pos_weight)):
+        if value is None:
+            continue
+        value = as_tensor(value, like=input).data.astype(input.dtype, copy=False)
+        try:
+            shape = np.broadcast_shapes(value.shape, input.shape)
+        except ValueError:
+            shape = None
+        if shape != tuple(input.shape):
+            raise ValueError(f"{name}: {arg} of shape {tuple(value.shape)} does not broadcast to the input's "
+                             f"shape {input.shape}")
+        extras[arg] = value
+    return loss.BCEWithLogits.apply(input, target, reduction=reduction, **extras)
 
 
 # ------------------------------------------------------------- pooling, LRN
@@ -286,3 +384,7 @@ def conv2d(x: Tensor, w: Tensor, b: Tensor | None = None, stride=1, padding=0, g
             raise TypeError(f"conv2d: bias dtype {b.dtype} differs from weight dtype {w.dtype}")
         return _conv.Conv2d.apply(x, w, b, stride=stride, padding=padding, groups=int(groups))
     return _conv.Conv2d.apply(x, w, stride=stride, padding=padding, groups=int(groups))
+
+
+# ------------------------------------------------- activations (minidl/ops/activation.py)
+from .ops.activation import leaky_relu, sigmoid, tanh  # noqa: E402,F401

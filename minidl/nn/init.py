@@ -18,8 +18,11 @@ def _fill(tensor, values):
 
 
 def calculate_gain(nonlinearity: str, param=None) -> float:
-    if nonlinearity in ("linear", "conv1d", "conv2d", "sigmoid"):
+    if nonlinearity in ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                        "conv_transpose3d", "sigmoid"):
         return 1.0
+    if nonlinearity == "selu":
+        return 3.0 / 4
     if nonlinearity == "tanh":
         return 5.0 / 3
     if nonlinearity == "relu":
@@ -48,6 +51,29 @@ def normal_(tensor, mean=0.0, std=1.0):
 
 def constant_(tensor, val):
     return _fill(tensor, np.full(tensor.shape, val))
+
+
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
+    """N(mean, std^2) restricted to [a, b] (values outside are drawn again), as torch's distribution."""
+    if not a < b or not std > 0:
+        raise ValueError(f"trunc_normal_: need a < b and std > 0, got a={a}, b={b}, std={std}")
+    cdf = lambda v: 0.5 * (1 + math.erf((v - mean) / (std * math.sqrt(2))))  # noqa: E731
+    if cdf(b) - cdf(a) < 1e-3:  # drawing again would take too long
+        raise ValueError(f"trunc_normal_: [a, b] = [{a}, {b}] holds under 0.1% of N({mean}, {std}^2); "
+                         f"move the interval towards the mean")
+    rng, values = generator("init"), np.empty(tensor.shape)
+    todo = np.ones(tensor.shape, dtype=bool)
+    while todo.any():
+        values[todo] = rng.normal(mean, std, int(todo.sum()))
+        todo = (values < a) | (values > b)
+    return _fill(tensor, values)
+
+
+def eye_(tensor):
+    """The identity matrix on a 2-D tensor (ones on the diagonal), as torch.nn.init.eye_."""
+    if tensor.ndim != 2:
+        raise ValueError(f"eye_: only 2-D tensors are supported, got shape {tensor.shape}")
+    return _fill(tensor, np.eye(*tensor.shape))
 
 
 def zeros_(tensor):

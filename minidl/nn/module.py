@@ -1,7 +1,7 @@
 """Module and Parameter: the containers that layers and models are built from (as torch.nn)."""
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 
 import numpy as np
 
@@ -19,6 +19,10 @@ class Parameter(Tensor):
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
+
+
+class _IncompatibleKeys(namedtuple("IncompatibleKeys", "missing_keys unexpected_keys")):
+    """What load_state_dict returns (torch's named tuple): the keys it did not find, and the extra ones."""
 
 
 class _RemovableHandle:
@@ -85,14 +89,39 @@ class Module:
     # -------------------------------------------------------------- walking
     def named_modules(self, prefix: str = ""):
         yield prefix, self
-        for name, module in self._modules.items():
+        for name, module in self.named_children():
             yield from module.named_modules(f"{prefix}.{name}" if prefix else name)
 
     def modules(self):
         return (m for _, m in self.named_modules())
 
     def children(self):
-        return iter(self._modules.values())
+        return (m for _, m in self.named_children())
+
+    def named_children(self):
+        """(name, module) of the direct sub-modules, in registration order."""
+        return ((name, m) for name, m in self._modules.items() if m is not None)
+
+    def add_module(self, name: str, module) -> None:
+        """Register ``module`` under ``name`` (as torch.nn.Module.add_module; same as setattr)."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"{type(self).__name__}.add_module: name must be a non-empty string without '.', got {name!r}")
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}.add_module: {name!r} is a {type(module).__name__}, not a Module")
+        if module is None:
+            self._modules[name] = None
+            object.__setattr__(self, name, None)
+        else:
+            setattr(self, name, module)
+
+    register_module = add_module
+
+    def apply(self, fn):
+        """Call ``fn(module)`` on every sub-module (children first, then self), as torch; returns self."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
 
     def named_parameters(self, prefix: str = ""):
         """(dotted name, Parameter) in registration order, each parameter once."""
@@ -121,9 +150,12 @@ class Module:
     def eval(self):
         return self.train(False)
 
-    def zero_grad(self):
+    def zero_grad(self, set_to_none: bool = True):
         for p in self.parameters():
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad.data[...] = 0
 
     def to(self, device):
         """Move every parameter and buffer to ``device`` ("cpu" or "gpu") in place; returns self."""
@@ -147,32 +179,37 @@ class Module:
         return state
 
     def load_state_dict(self, state_dict, strict: bool = True):
-        """Copy arrays (NumPy, CuPy, Tensors or torch tensors' .numpy()) into the parameters and buffers.
+        """Copy arrays (NumPy, CuPy, Tensors, torch tensors' .numpy(), or nested lists) into the
+        parameters and buffers; returns (missing_keys, unexpected_keys) as torch's named tuple.
 
-        Shapes must match; with strict=True the keys must match exactly, and the
-        error lists the missing and the unexpected ones.
+        Atomic: every key, shape and value is checked before anything is copied, so a bad entry
+        leaves the model unchanged.  strict=True (default) also requires the keys to match exactly.
         """
-        own = OrderedDict(self.named_parameters())
-        own_buffers = OrderedDict(self.named_buffers())
-        expected = list(own) + list(own_buffers)
-        missing = [k for k in expected if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in own and k not in own_buffers]
+        where = f"load_state_dict for {type(self).__name__}"
+        if not hasattr(state_dict, "items"):
+            raise TypeError(f"{where}: expected a dict of name -> array, got {type(state_dict).__name__}")
+        own = OrderedDict((name, p.data) for name, p in self.named_parameters())
+        own.update(self.named_buffers())
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
-            raise KeyError(f"load_state_dict for {type(self).__name__}: missing keys {missing}, "
-                           f"unexpected keys {unexpected}")
+            raise KeyError(f"{where}: missing keys {missing}, unexpected keys {unexpected}")
+        staged = []
         for name, value in state_dict.items():
-            value = value.data if isinstance(value, Tensor) else value
-            if name in own:
-                target = own[name].data
-            elif name in own_buffers:
-                target = own_buffers[name]
-            else:
+            if name not in own:
                 continue
+            target = own[name]
+            value = _as_array(where, name, value)
             if tuple(value.shape) != tuple(target.shape):
-                raise ValueError(f"load_state_dict for {type(self).__name__}: {name!r} has shape "
-                                 f"{tuple(value.shape)} in the state dict but {tuple(target.shape)} in the model")
+                raise ValueError(f"{where}: {name!r} has shape {tuple(value.shape)} in the state dict but "
+                                 f"{tuple(target.shape)} in the model")
+            if not np.can_cast(value.dtype, target.dtype, "same_kind") and value.dtype != np.bool_:
+                raise TypeError(f"{where}: {name!r} has dtype {value.dtype} in the state dict, which does not "
+                                f"convert to the model's {target.dtype}")
+            staged.append((target, value))
+        for target, value in staged:  # everything checked: now copy
             target[...] = backend.to_device(value, backend.device_of(target)).astype(target.dtype, copy=False)
-        return missing, unexpected
+        return _IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------- printing
     def extra_repr(self) -> str:
@@ -182,3 +219,21 @@ class Module:
         lines = [f"  ({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
         body = ("\n" + "\n".join(lines) + "\n") if lines else ""
         return f"{type(self).__name__}({self.extra_repr()}{body})"
+
+
+def _as_array(where: str, name: str, value):
+    """A state-dict value as an array: Tensors give their data, lists and numbers become NumPy arrays."""
+    if isinstance(value, Tensor):
+        return value.data
+    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
+        return value.detach().cpu().numpy()
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return value
+    try:
+        array = np.asarray(value)
+    except ValueError as err:
+        raise TypeError(f"{where}: {name!r} is a {type(value).__name__} that is not a rectangular array ({err})") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: {name!r} is a {type(value).__name__} holding {array.dtype} values, "
+                        f"not numbers")
+    return array

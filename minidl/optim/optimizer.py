@@ -1,6 +1,9 @@
 """Optimizer base class: parameter groups, per-parameter state, zero_grad, state_dict."""
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from .. import backend
@@ -14,12 +17,27 @@ class Optimizer:
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         self.defaults = defaults
         self.param_groups = []
-        for group in groups:
-            unknown = set(group) - set(defaults) - {"params"}
-            if unknown:
-                raise ValueError(f"{type(self).__name__}: unknown options {sorted(unknown)} in a parameter group")
-            self.param_groups.append({**defaults, **group, "params": list(group["params"])})
         self.state: dict = {}  # id(param) -> {name: array}
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, group: dict) -> None:
+        """Add a group of parameters with its own options (the others default to the constructor's)."""
+        if not isinstance(group, dict) or "params" not in group:
+            raise TypeError(f"{type(self).__name__}: a parameter group is a dict with a 'params' entry, got {group!r}")
+        unknown = set(group) - set(self.defaults) - {"params"}
+        if unknown:
+            raise ValueError(f"{type(self).__name__}: unknown options {sorted(unknown)} in a parameter group")
+        params = [group["params"]] if hasattr(group["params"], "data") else list(group["params"])
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in params) or len({id(p) for p in params}) != len(params):
+            raise ValueError(f"{type(self).__name__}: a parameter appears in more than one group (or twice)")
+        group = {**self.defaults, **group, "params": params}
+        self._check_group(group)
+        self.param_groups.append(group)
+
+    def _check_group(self, group: dict) -> None:
+        """Raise ValueError on a bad hyper-parameter of ``group`` (each optimizer checks its own)."""
 
     def zero_grad(self, set_to_none: bool = True):
         for group in self.param_groups:
@@ -69,3 +87,18 @@ class Optimizer:
                                  for k, v in saved.items()}
         for own, saved in zip(self.param_groups, groups):
             own.update({k: v for k, v in saved.items() if k != "params"})
+
+
+def check_hyper(where: str, what: str, value, rule: str, low: float = 0.0, high: float | None = None,
+                high_inclusive: bool = False) -> None:
+    """Raise unless ``value`` is a finite real number in [low, high) (or [low, high]).
+
+    The message says ``where`` (the optimizer), ``rule`` and torch's wording, e.g.
+    "SGD: lr must be >= 0 and finite (Invalid learning rate: -1.0)".  Unlike torch, a NaN or
+    infinite value is refused: it would turn every parameter into NaN at the first step.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{where}: {rule} (Invalid {what}: {value!r} is not a number)")
+    above = high is None or (value <= high if high_inclusive else value < high)
+    if not (math.isfinite(value) and value >= low and above):
+        raise ValueError(f"{where}: {rule} (Invalid {what}: {value})")

@@ -11,7 +11,7 @@ the paper folds lr into v, so changing lr mid-training changes old momentum less
 """
 from __future__ import annotations
 
-from .optimizer import Optimizer
+from .optimizer import Optimizer, check_hyper
 
 RULES = ("pytorch", "paper")
 
@@ -19,17 +19,23 @@ RULES = ("pytorch", "paper")
 class SGD(Optimizer):
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False, rule: str = "pytorch"):
-        if lr < 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError(f"SGD: lr, momentum and weight_decay must be >= 0 "
-                             f"(got lr={lr}, momentum={momentum}, weight_decay={weight_decay})")
-        if rule not in RULES:
-            raise ValueError(f"SGD: rule must be one of {RULES}, got {rule!r}")
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("SGD: nesterov momentum needs momentum > 0 and dampening = 0")
-        if rule == "paper" and (nesterov or dampening):
-            raise ValueError("SGD: the paper's rule has no nesterov or dampening option")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov, rule=rule))
+
+    def _check_group(self, group):
+        rule = "lr, momentum and weight_decay must be >= 0 and finite, momentum < 1"
+        check_hyper("SGD", "learning rate", group["lr"], rule)
+        check_hyper("SGD", "momentum value", group["momentum"], rule, high=1.0)
+        check_hyper("SGD", "weight_decay value", group["weight_decay"], rule)
+        check_hyper("SGD", "dampening value", group["dampening"], "dampening must be in [0, 1]", high=1.0,
+                    high_inclusive=True)
+        if group["rule"] not in RULES:
+            raise ValueError(f"SGD: rule must be one of {RULES}, got {group['rule']!r}")
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("SGD: nesterov momentum needs momentum > 0 and dampening = 0 "
+                             "(Nesterov momentum requires a momentum and zero dampening)")
+        if group["rule"] == "paper" and (group["nesterov"] or group["dampening"]):
+            raise ValueError("SGD: the paper's rule has no nesterov or dampening option")
 
     def step(self):
         from ..kernels import sgd as kernel  # noqa: PLC0415 - kernels are optional at import time

@@ -80,9 +80,10 @@ class Schedule:
                   (ReduceLROnPlateau, mode "max"); at most ``times`` reductions;
       "cosine"    per step: linear warm-up over the first ``warmup`` fraction of all steps from
                   0 to lr, then half a cosine down to lr * ``final``;
-      "onecycle"  per step, as torch.optim.lr_scheduler.OneCycleLR with cosine annealing:
-                  lr / div_factor up to lr over ``pct_start`` of the steps, then down to
-                  lr / (div_factor * final_div_factor).
+      "onecycle"  per step, OneCycleLR's curve with cosine annealing: lr / div_factor up to lr
+                  over ``pct_start`` of training, then down to lr / (div_factor * final_div_factor);
+                  the phases end at fractions pct_start and 1 of training (torch's OneCycleLR ends
+                  them at steps pct_start * total - 1 and total - 1), and momentum is not cycled.
     Per-step schedules are a pure function of the progress p in [0, 1] (the global step over
     all steps, or the fraction of a time budget used, whichever is larger), so their saved state
     is just the base learning rates.
@@ -116,20 +117,16 @@ class Schedule:
         return self.kind in ("cosine", "onecycle")
 
     def factor(self, p: float) -> float:
-        """The lr multiplier at progress p in [0, 1] of a per-step schedule."""
+        """The lr multiplier at progress p in [0, 1] of a per-step schedule (curves: minidl.optim.lr_scheduler)."""
+        from minidl.optim.lr_scheduler import anneal_cos, anneal_linear, cosine_annealing, piecewise_anneal  # noqa: PLC0415
         p = min(max(p, 0.0), 1.0)
         if self.kind == "cosine":
             if p < self.warmup:
-                return (p + 1e-12) / self.warmup
-            q = (p - self.warmup) / (1 - self.warmup)
-            return self.final + (1 - self.final) * 0.5 * (1 + math.cos(math.pi * q))
-        if self.kind == "onecycle":
+                return anneal_linear(0.0, 1.0, (p + 1e-12) / self.warmup)
+            return cosine_annealing(1.0, self.final, (p - self.warmup) / (1 - self.warmup), 1.0)
+        if self.kind == "onecycle":  # OneCycleLR's phases, in fractions of training rather than steps
             start, end = 1 / self.div_factor, 1 / (self.div_factor * self.final_div_factor)
-            if p < self.pct_start:
-                q, a, b = p / self.pct_start, start, 1.0
-            else:
-                q, a, b = (p - self.pct_start) / (1 - self.pct_start), 1.0, end
-            return b + (a - b) * 0.5 * (1 + math.cos(math.pi * q))
+            return piecewise_anneal(p, [(self.pct_start, start, 1.0), (1.0, 1.0, end)], anneal_cos)
         return 1.0
 
     def before_step(self, progress: float) -> None:
