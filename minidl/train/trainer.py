@@ -105,8 +105,8 @@ class Schedule:
         self.base_lrs = [g["lr"] for g in optimizer.param_groups]
         self.inner = None
         if kind == "step":
-            self.inner = md.optim.lr_scheduler.StepLR(optimizer, step_size=int(step_size or max(1, epochs // 3)),
-                                                      gamma=gamma)
+            step_size = max(1, epochs // 3) if step_size is None else step_size
+            self.inner = md.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
         elif kind == "plateau":
             min_lr = 0.0 if times is None else min(self.base_lrs) * factor ** int(times) * (1 - 1e-9)
             self.inner = md.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=factor,
