@@ -216,7 +216,7 @@ def batch_norm(x: Tensor, running_mean, running_var, weight: Tensor | None = Non
                              f"has {channels} channels (expected ({channels},))")
         if t is not None and t.dtype.kind != "f":
             raise TypeError(f"batch_norm: {name} must be floating-point, got dtype {t.dtype}")
-    if training and x.size // channels < 2:
+    if training and x.numel() // channels < 2:
         raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
                          f"got input of shape {x.shape}")
     if running_mean is not None and backend.device_of(running_mean) != x.device:
@@ -286,3 +286,14 @@ def conv2d(x: Tensor, w: Tensor, b: Tensor | None = None, stride=1, padding=0, g
             raise TypeError(f"conv2d: bias dtype {b.dtype} differs from weight dtype {w.dtype}")
         return _conv.Conv2d.apply(x, w, b, stride=stride, padding=padding, groups=int(groups))
     return _conv.Conv2d.apply(x, w, stride=stride, padding=padding, groups=int(groups))
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """1 / (1 + exp(-x)), computed without overflow for large |x|."""
+    from .ops.math import Sigmoid  # noqa: PLC0415
+    return Sigmoid.apply(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    from .ops.math import Tanh  # noqa: PLC0415
+    return Tanh.apply(x)

@@ -35,6 +35,8 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __init__(self, data, requires_grad: bool = False):
+        if isinstance(data, np.generic):  # NumPy reductions return scalars: keep a (0-d) array
+            data = np.asarray(data)
         self.data = data              # numpy.ndarray or cupy.ndarray
         self.grad = None              # Tensor, filled by backward (leaves only)
         self.grad_fn = None           # the Function that produced this tensor, None for leaves
