@@ -51,7 +51,8 @@ class Function:
                 break
         if requires_grad:
             fn.inputs = tensors
-            fn.input_versions = tuple(t._version[0] for t in tensors)  # checked by backward
+            fn.input_versions = tuple(t._version[0] for t in tensors)  # checked by backward, with
+            fn.output_version = result._version[0]                      # the output's (forward may keep it)
             result.grad_fn = fn
         return result
 

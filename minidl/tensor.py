@@ -33,6 +33,9 @@ class Tensor:
     # == and friends return Tensors (ops/compare.py), which would make Python drop the default
     # hash; the engine, optimizers and hooks key dicts and sets by tensor, so keep identity hashing.
     __hash__ = object.__hash__
+    # numpy_array * tensor: NumPy steps aside, so Tensor.__rmul__ answers (a Tensor, with a
+    # gradient) instead of an object array of one-element tensors
+    __array_ufunc__ = None
 
     def __init__(self, data, requires_grad: bool = False):
         if isinstance(data, np.generic):  # NumPy reductions return scalars: keep a (0-d) array
@@ -217,7 +220,7 @@ class Tensor:
             if getattr(fn, "released", False):
                 raise RuntimeError(f"backward through {fn!r} a second time: its saved arrays were freed; "
                                    "call backward(retain_graph=True) the first time")
-            _check_versions(fn)
+            _check_versions(fn, node)
             input_grads = fn.backward(g)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
@@ -236,14 +239,19 @@ class Tensor:
                 fn.release()
 
 
-def _check_versions(fn):
-    """Refuse to differentiate through a Function whose inputs were written in place after it ran
-    (its saved arrays no longer hold the values its gradient formula needs), as PyTorch does."""
-    for i, (inp, seen) in enumerate(zip(fn.inputs, getattr(fn, "input_versions", ()))):
-        if inp._version[0] != seen:
+def _check_versions(fn, output):
+    """Refuse to differentiate through a Function whose inputs or output were written in place
+    after it ran (the arrays it saved no longer hold the values its gradient formula needs;
+    exp, for one, keeps its output), as PyTorch does."""
+    recorded = tuple(zip(fn.inputs, getattr(fn, "input_versions", ())))
+    if hasattr(fn, "output_version"):
+        recorded += ((output, fn.output_version),)
+    for i, (t, seen) in enumerate(recorded):
+        if t._version[0] != seen:
+            what = f"input {i}" if i < len(fn.inputs) else "the output"
             raise RuntimeError(f"one of the variables needed for gradient computation has been modified "
-                               f"by an inplace operation: input {i} of {fn!r} (shape {inp.shape}) is at "
-                               f"version {inp._version[0]}, expected version {seen}. Make the change out "
+                               f"by an inplace operation: {what} of {fn!r} (shape {t.shape}) is at "
+                               f"version {t._version[0]}, expected version {seen}. Make the change out "
                                "of place (x = x + 1) or after backward()")
 
 

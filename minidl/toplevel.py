@@ -60,7 +60,7 @@ def maximum(a, b):
 
 
 def minimum(a, b):
-    return -_math.Maximum.apply(-_tensor(a, "minimum"), -_tensor(b, "minimum"))
+    return _tensor(a, "minimum").minimum(_tensor(b, "minimum"))
 
 
 def argmax(x, dim=None, keepdim=False):

@@ -131,6 +131,13 @@ def test_reflected_comparison_with_a_scalar():
     assert (x == None) is False and (x != None) is True  # noqa: E711 - as torch
 
 
+def test_numpy_array_on_the_left_gives_a_tensor():
+    a, t = np.array([1.0, 3.0], dtype=np.float32), md.tensor([1.0, 2.0], requires_grad=True)
+    eq, prod = a == t, a * t
+    assert isinstance(eq, md.Tensor) and eq.tolist() == [True, False]
+    assert isinstance(prod, md.Tensor) and prod.tolist() == [1.0, 6.0] and prod.requires_grad
+
+
 def test_bool_of_one_element_and_of_many():
     assert bool(md.tensor([3.0]) > 2) and not bool(md.tensor(0.0))
     with pytest.raises(RuntimeError, match="Boolean value of Tensor with more than one value is ambiguous"):
@@ -218,6 +225,11 @@ def test_backward_refuses_values_changed_after_use():
         w.detach().view(2, 1).mul_(3)   # a view of a detached alias shares the count
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.backward()
+    e = w.exp()                # exp keeps its output for backward
+    with md.no_grad():
+        e += 1
+    with pytest.raises(RuntimeError, match="the output of <Exp>"):
+        e.sum().backward()
 
 
 def test_grad_zero_in_place_touches_only_that_gradient():
@@ -310,6 +322,14 @@ def test_plain_accessors():
     x.data = np.zeros((2, 2), dtype=np.float32)     # .data assignment still swaps the array
     assert x.tolist() == [[0.0, 0.0], [0.0, 0.0]]
     assert md.tensor([1.0, 5.0, 2.0]).argmax().item() == 1
+
+
+def test_min_of_integer_tensors():
+    a = np.array([[0, 5, 3], [7, 1, 0]], dtype=np.uint8)
+    x, t = md.tensor(a), torch.tensor(a)
+    assert x.min().item() == 0 and x.min(dim=1).values.tolist() == t.min(dim=1).values.tolist()
+    assert x.min(dim=0).indices.tolist() == t.min(dim=0).indices.tolist()
+    assert md.minimum(x, md.tensor(np.full((2, 3), 2, np.uint8))).tolist() == [[0, 2, 2], [2, 1, 0]]
 
 
 def test_argmax_argmin_match_torch():

@@ -9,6 +9,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from .. import backend
 from ..tensor import Tensor
 from . import basic, compare, inplace, loss, math, shape
 
@@ -54,12 +55,26 @@ def _min(t, dim=None, keepdim=False):
     """As _max, for the minimum: min(x) = -max(-x), which also routes the gradient
     (to the first minimum along a dim; shared among tied minima over everything)."""
     if isinstance(dim, Tensor):
-        return -math.Maximum.apply(-t, -dim)
+        return _minimum(t, dim)
+    if t.dtype.kind in "biu":  # no gradient, and -x would wrap around for unsigned and bool
+        if dim is None:
+            return Tensor(t.data.min())
+        indices = t.data.argmin(axis=dim)
+        return MaxResult(Tensor(t.data.min(axis=dim, keepdims=keepdim)),
+                         Tensor(indices if not keepdim else t.data.argmin(axis=dim, keepdims=True)))
     if dim is None:
         return -basic.Amax.apply(-t)
     values = -basic.MaxAlong.apply(-t, dim=dim, keepdim=keepdim)
     indices = t.data.argmin(axis=dim)
     return MaxResult(values, Tensor(indices if not keepdim else indices.reshape(values.shape)))
+
+
+def _minimum(a, b):
+    """Elementwise min(a, b) = -max(-a, -b) for floats; integers (no gradient) directly."""
+    if a.dtype.kind in "biu" and (not isinstance(b, Tensor) or b.dtype.kind in "biu"):
+        b = b.data if isinstance(b, Tensor) else b
+        return Tensor(backend.get_array_module(a.data).minimum(a.data, b))
+    return -math.Maximum.apply(-a, -b)
 
 
 def _clamp(t, min=None, max=None):  # noqa: A002 - torch's argument names
@@ -129,7 +144,7 @@ _methods = {
     "clip": _clamp,
     "min": _min,
     "maximum": lambda a, b: math.Maximum.apply(a, b),
-    "minimum": lambda a, b: -math.Maximum.apply(-a, -b),
+    "minimum": _minimum,
     # shapes and copies
     "unsqueeze": shape.unsqueeze,
     "squeeze": shape.squeeze,
