@@ -201,7 +201,7 @@ def bench_sgd(quick, device, repeats, warmup):
                 o, th = interleaved(ours.step, theirs.step, repeats, warmup)
             rows.append({"kernel": f"sgd update ({rule} rule)", "family": "sgd",
                          "backend": impl if device == "cpu" else "cupy", "device": device,
-                         "parameters": int(sum(p.size for p in params)),
+                         "parameters": int(sum(p.numel() for p in params)),
                          "forward_s": o, "torch_forward_s": th, "backward_s": 0.0, "torch_backward_s": 0.0,
                          "speedup_fwd_bwd": th / o})
     return rows

@@ -6,10 +6,10 @@
 Output shapes come from a forward pass of one all-zeros image under md.no_grad (in eval mode;
 the model's mode is restored after); parameters are counted from each layer's own Parameters;
 MACs are those of one image and count only the multiply-accumulates of the weight layers:
-    conv:   H_out * W_out * weight.size      (each output pixel of each output channel takes
-                                              C_in/groups * kh * kw products; weight.size =
-                                              C_out * C_in/groups * kh * kw)
-    linear: weight.size                      (in_features * out_features)
+    conv:   H_out * W_out * weight.numel()   (each output pixel of each output channel takes
+                                             C_in/groups * kh * kw products; weight.numel() =
+                                             C_out * C_in/groups * kh * kw)
+    linear: weight.numel()                   (in_features * out_features)
 Pooling, normalisation and ReLU are counted as 0 MACs (their work is a few operations per
 activation, small beside the convolutions).
 """
@@ -44,10 +44,10 @@ def _macs(module, output_shape) -> int:
     weight = getattr(module, "weight", None)
     if weight is None or not hasattr(weight, "ndim"):
         return 0
-    if weight.ndim == 4:   # conv: one weight.size worth of products per output pixel
-        return int(np.prod(output_shape[2:])) * weight.size   # output_shape: (N, C, H, W)
+    if weight.ndim == 4:   # conv: one weight.numel() worth of products per output pixel
+        return int(np.prod(output_shape[2:])) * weight.numel()   # output_shape: (N, C, H, W)
     if weight.ndim == 2:   # linear
-        return weight.size
+        return weight.numel()
     return 0
 
 
@@ -80,11 +80,11 @@ def summary(model_or_name, input_shape=None, **build_options):
             x = md.zeros(1, *input_shape)
             for name, layer in _layers(model):
                 x = layer(x)
-                params = sum(p.size for p in layer.parameters()) if hasattr(layer, "parameters") else 0
+                params = sum(p.numel() for p in layer.parameters()) if hasattr(layer, "parameters") else 0
                 rows.append(Row(name, type(layer).__name__, tuple(x.shape[1:]), params, _macs(layer, x.shape)))
     finally:
         model.train(was_training)
-    total_params = sum(p.size for p in model.parameters())
+    total_params = sum(p.numel() for p in model.parameters())
     counted = sum(r.params for r in rows)
     if counted != total_params:
         raise RuntimeError(f"summary: the layers walked hold {counted} parameters but the model has {total_params}")

@@ -16,6 +16,8 @@ import os as _os
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "1")
 
+import numpy as _np  # noqa: E402  (after the settings above)
+
 from . import ops as _ops  # noqa: F401  (binds Tensor's operators)
 from .function import Function
 from .grad_mode import is_grad_enabled, no_grad, set_grad_enabled
@@ -24,6 +26,14 @@ from .tensor import Tensor, as_tensor, float32, float64, ones, randn, tensor, ze
 from .backend import gpu_available
 from . import functional, nn, optim  # noqa: E402
 from .gradcheck import GradcheckError, gradcheck
+from .tensor import Size
+from .backend import device
+from . import cuda  # noqa: E402
+from .creation import (arange, empty, eye, from_numpy, full, full_like, linspace, ones_like, rand, randint,
+                       zeros_like)
+from .serialization import load, save
+from .toplevel import *  # noqa: F401,F403  md.exp, md.max, md.cat ... (torch's top-level functions)
+from .toplevel import __all__ as _toplevel_all
 
 __version__ = "0.1.0"
 
@@ -31,4 +41,12 @@ __all__ = [
     "Function", "GradcheckError", "Tensor", "as_tensor", "float32", "float64", "functional", "get_rng_state",
     "gpu_available", "gradcheck", "initial_seed", "is_grad_enabled", "manual_seed", "nn", "no_grad", "ones",
     "optim", "randn", "set_grad_enabled", "set_rng_state", "tensor", "zeros",
-]
+    "Size", "arange", "cuda", "device", "empty", "eye", "from_numpy", "full", "full_like", "linspace", "load",
+    "ones_like", "rand", "randint", "save", "zeros_like", "double", "float16", "half", "int32", "int64", "long",
+    "uint8", *(name for name in _toplevel_all if name not in ("abs", "max", "min", "sum")),
+]  # md.abs, md.max, md.min, md.sum, md.bool, md.float, md.int exist but stay out of `import *` (builtins)
+
+# dtypes, as torch's names (NumPy's types: x.dtype == md.float32 holds); last, since
+# `bool` here shadows the builtin for the rest of this file
+float16, int32, int64, long, uint8, bool = _np.float16, _np.int32, _np.int64, _np.int64, _np.uint8, _np.bool_  # noqa: A001
+float, double, half, int = _np.float32, _np.float64, _np.float16, _np.int32  # noqa: A001

@@ -44,8 +44,15 @@ class Function:
         out = fn.forward(*(t.data for t in tensors), **settings)
         requires_grad = is_grad_enabled() and any(fn.needs_input_grad)
         result = Tensor(out, requires_grad=requires_grad)
+        base = getattr(out, "base", None)
+        for t in tensors:  # a view (reshape, slice ...) shares its input's count of in-place writes
+            if out is t.data or base is not None and (base is t.data or base is getattr(t.data, "base", None)):
+                result._version = t._version
+                break
         if requires_grad:
             fn.inputs = tensors
+            fn.input_versions = tuple(t._version[0] for t in tensors)  # checked by backward, with
+            fn.output_version = result._version[0]                      # the output's (forward may keep it)
             result.grad_fn = fn
         return result
 

@@ -314,7 +314,7 @@ def batch_norm(x: Tensor, running_mean, running_var, weight: Tensor | None = Non
                              f"has {channels} channels (expected ({channels},))")
         if t is not None and t.dtype.kind != "f":
             raise TypeError(f"batch_norm: {name} must be floating-point, got dtype {t.dtype}")
-    if training and x.size // channels < 2:
+    if training and x.numel() // channels < 2:
         raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
                          f"got input of shape {x.shape}")
     if running_mean is not None and backend.device_of(running_mean) != x.device:

@@ -18,14 +18,35 @@ float64 = np.float64
 _FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
+class Size(tuple):
+    """A shape, as torch.Size: a tuple of ints (what ``x.size()`` returns)."""
+
+    def numel(self) -> int:
+        return int(np.prod(self, dtype=np.int64))
+
+    def __repr__(self):
+        return f"minidl.Size({list(self)})"
+
+
 class Tensor:
     _hooks = ()  # functions called with this tensor's gradient during backward (register_hook)
+    # == and friends return Tensors (ops/compare.py), which would make Python drop the default
+    # hash; the engine, optimizers and hooks key dicts and sets by tensor, so keep identity hashing.
+    __hash__ = object.__hash__
+    # numpy_array * tensor: NumPy steps aside, so Tensor.__rmul__ answers (a Tensor, with a
+    # gradient) instead of an object array of one-element tensors
+    __array_ufunc__ = None
 
     def __init__(self, data, requires_grad: bool = False):
+        if isinstance(data, np.generic):  # NumPy reductions return scalars: keep a (0-d) array
+            data = np.asarray(data)
         self.data = data              # numpy.ndarray or cupy.ndarray
         self.grad = None              # Tensor, filled by backward (leaves only)
         self.grad_fn = None           # the Function that produced this tensor, None for leaves
         self.requires_grad = bool(requires_grad)
+        # [count] of in-place writes, shared by tensors that view the same memory; a Function
+        # records its inputs' counts, and backward refuses to run on data changed since (ops/inplace.py)
+        self._version = [0]
         if self.requires_grad and self.data.dtype not in _FLOAT_DTYPES:
             raise TypeError(f"only floating-point tensors can require grad, got dtype {self.data.dtype}")
 
@@ -33,12 +54,46 @@ class Tensor:
     shape = property(lambda self: tuple(self.data.shape))
     dtype = property(lambda self: self.data.dtype)
     ndim = property(lambda self: self.data.ndim)
-    size = property(lambda self: int(self.data.size))
-    device = property(lambda self: backend.device_of(self.data))
+    device = property(lambda self: backend.device(backend.device_of(self.data)))
     is_leaf = property(lambda self: self.grad_fn is None)
 
+    def size(self, dim: int | None = None):
+        """The shape (a minidl.Size), or its length along ``dim``, as torch.Tensor.size.
+        The element count is ``numel()``."""
+        if dim is None:
+            return Size(self.data.shape)
+        if not -self.ndim <= dim < self.ndim:
+            raise IndexError(f"size(): dim {dim} is out of range for a tensor of shape {self.shape}")
+        return int(self.data.shape[dim])
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    def dim(self) -> int:
+        return self.data.ndim
+
     def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return len(self.data)
+
+    def __bool__(self):
+        if self.numel() != 1:
+            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous "
+                               f"(shape {self.shape}); use .any() or .all()")
+        return bool(backend.asnumpy(self.data).reshape(()))
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self.dtype.kind not in "iu" or self.numel() != 1:
+            raise TypeError(f"only one-element integer tensors can be used as an index, "
+                            f"got dtype {self.dtype} and shape {self.shape}")
+        return int(self.item())
 
     def __repr__(self):
         grad = f", grad_fn={self.grad_fn!r}" if self.grad_fn else (", requires_grad=True" if self.requires_grad else "")
@@ -51,21 +106,59 @@ class Tensor:
         return np.array(backend.asnumpy(self.data), copy=True)
 
     def item(self):
-        if self.size != 1:
+        if self.numel() != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
         return backend.asnumpy(self.data).reshape(()).item()
 
-    def detach(self) -> "Tensor":
-        """The same data, cut from the graph."""
-        return Tensor(self.data, requires_grad=False)
+    def tolist(self):
+        """The values as (nested) Python lists of Python numbers."""
+        return backend.asnumpy(self.data).tolist()
 
-    def to(self, device) -> "Tensor":
-        """A copy on ``device`` ("cpu" or "gpu"); itself when already there. Differentiable."""
-        device = backend.check_device(device)
-        if device == self.device:
-            return self
-        from .ops.basic import ToDevice  # noqa: PLC0415
-        return ToDevice.apply(self, device=device)
+    def detach(self) -> "Tensor":
+        """The same data, cut from the graph (in-place writes to either show in both)."""
+        out = Tensor(self.data, requires_grad=False)
+        out._version = self._version
+        return out
+
+    def to(self, *args, **kwargs) -> "Tensor":
+        """As torch.Tensor.to: ``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(other)``
+        (other's device and dtype), or keywords device=, dtype=. Itself when nothing changes;
+        otherwise a differentiable copy (between floating dtypes; integer results need no grad)."""
+        device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+        kwargs.pop("non_blocking", None)
+        kwargs.pop("copy", None)
+        if kwargs:
+            raise TypeError(f"to(): unexpected keyword arguments {sorted(kwargs)}")
+        for arg in args:
+            if isinstance(arg, Tensor):
+                device, dtype = arg.device, arg.dtype
+            elif _is_dtype(arg):
+                dtype = arg
+            elif isinstance(arg, (str, backend.device)):
+                device = arg
+            else:
+                raise TypeError(f"to(): expected a device, a dtype or a tensor, got {arg!r}")
+        out = self
+        if dtype is not None and np.dtype(dtype) != self.dtype:
+            from .ops.math import cast  # noqa: PLC0415
+            out = cast(out, dtype)
+        if device is not None:
+            device = backend.check_device(device)
+            if device != out.device:
+                from .ops.basic import ToDevice  # noqa: PLC0415
+                out = ToDevice.apply(out, device=device)
+        return out
+
+    def cpu(self) -> "Tensor":
+        return self.to("cpu")
+
+    def cuda(self, device=None) -> "Tensor":
+        """A copy on the GPU (an error saying why when there is none)."""
+        return self.to("gpu" if device is None else (f"cuda:{device}" if isinstance(device, int) else device))
+
+    def contiguous(self) -> "Tensor":
+        """Itself: minidl's operations accept any memory layout."""
+        return self
 
     def astype(self, dtype) -> "Tensor":
         return Tensor(self.data.astype(dtype), requires_grad=False)
@@ -99,7 +192,7 @@ class Tensor:
                                "(no input had requires_grad=True, or it was made under no_grad())")
         xp = backend.get_array_module(self.data)
         if grad is None:
-            if self.size != 1:
+            if self.numel() != 1:
                 raise RuntimeError(f"backward() without a gradient needs a scalar (one-element) tensor, "
                                    f"got shape {self.shape}; pass grad= of that shape")
             grad = xp.ones_like(self.data)
@@ -119,12 +212,15 @@ class Tensor:
                     g = replaced.data if isinstance(replaced, Tensor) else replaced
             fn = node.grad_fn
             if fn is None:  # a leaf: accumulate
-                g = g.astype(node.dtype, copy=False)
-                node.grad = Tensor(g if node.grad is None else elementwise.add(node.grad.data, g))  # a new array
+                # a copy the leaf owns: g may be shared with other leaves or the caller, and the user
+                # may write into .grad (x.grad.zero_()); accumulation makes a new array anyway
+                node.grad = Tensor(g.astype(node.dtype, copy=True) if node.grad is None
+                                   else elementwise.add(node.grad.data, g.astype(node.dtype, copy=False)))
                 continue
             if getattr(fn, "released", False):
                 raise RuntimeError(f"backward through {fn!r} a second time: its saved arrays were freed; "
                                    "call backward(retain_graph=True) the first time")
+            _check_versions(fn, node)
             input_grads = fn.backward(g)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
@@ -141,6 +237,28 @@ class Tensor:
                 grads[key] = ig if key not in grads else elementwise.add(grads[key], ig)
             if not retain_graph:
                 fn.release()
+
+
+def _check_versions(fn, output):
+    """Refuse to differentiate through a Function whose inputs or output were written in place
+    after it ran (the arrays it saved no longer hold the values its gradient formula needs;
+    exp, for one, keeps its output), as PyTorch does."""
+    recorded = tuple(zip(fn.inputs, getattr(fn, "input_versions", ())))
+    if hasattr(fn, "output_version"):
+        recorded += ((output, fn.output_version),)
+    for i, (t, seen) in enumerate(recorded):
+        if t._version[0] != seen:
+            what = f"input {i}" if i < len(fn.inputs) else "the output"
+            raise RuntimeError(f"one of the variables needed for gradient computation has been modified "
+                               f"by an inplace operation: {what} of {fn!r} (shape {t.shape}) is at "
+                               f"version {t._version[0]}, expected version {seen}. Make the change out "
+                               "of place (x = x + 1) or after backward()")
+
+
+def _is_dtype(value) -> bool:
+    if isinstance(value, np.dtype):
+        return True
+    return isinstance(value, type) and issubclass(value, np.generic)
 
 
 class _HookHandle:
@@ -193,7 +311,12 @@ def as_tensor(value, like: Tensor | None = None) -> Tensor:
     if like is None:
         return tensor(value)
     if np.isscalar(value):
-        return Tensor(backend.get_array_module(like.data).asarray(value, dtype=like.dtype))
+        dtype = like.dtype
+        if dtype.kind in "biu" and isinstance(value, float):
+            dtype = np.float32      # int tensor * 2.5 is float (as torch), not a truncated 2
+        elif dtype.kind == "b" and isinstance(value, int) and not isinstance(value, bool):
+            dtype = np.int64
+        return Tensor(backend.get_array_module(like.data).asarray(value, dtype=dtype))
     if not hasattr(value, "dtype"):
         value = np.asarray(value, dtype=like.dtype if np.asarray(value).dtype.kind == "f" else None)
     return Tensor(backend.to_device(value, like.device))
@@ -202,19 +325,19 @@ def as_tensor(value, like: Tensor | None = None) -> Tensor:
 def zeros(*shape, dtype=np.float32, requires_grad=False, device="cpu") -> Tensor:
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
     xp = backend.cupy_module() if backend.check_device(device) == "gpu" else np
-    return Tensor(xp.zeros(shape, dtype=dtype), requires_grad=requires_grad)
+    return Tensor(xp.zeros(shape, dtype=dtype or np.float32), requires_grad=requires_grad)
 
 
 def ones(*shape, dtype=np.float32, requires_grad=False, device="cpu") -> Tensor:
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
     xp = backend.cupy_module() if backend.check_device(device) == "gpu" else np
-    return Tensor(xp.ones(shape, dtype=dtype), requires_grad=requires_grad)
+    return Tensor(xp.ones(shape, dtype=dtype or np.float32), requires_grad=requires_grad)
 
 
 def randn(*shape, dtype=np.float32, requires_grad=False, device="cpu") -> Tensor:
     """Standard normal samples from minidl's seeded generator (see md.manual_seed)."""
     from .random import generator  # noqa: PLC0415
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    data = generator("init").standard_normal(shape).astype(dtype)
+    data = generator("init").standard_normal(shape).astype(dtype or np.float32)
     return tensor(data, requires_grad=requires_grad, device=device)
 

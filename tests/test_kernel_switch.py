@@ -28,7 +28,7 @@ def run(name, impl):
     x, w = md.tensor(X, requires_grad=True), md.tensor(W, requires_grad=True)
     with kernels.implementation(impl):
         y = CASES[name](x, w)
-        y.backward(np.cos(np.arange(y.size)).reshape(y.shape))
+        y.backward(np.cos(np.arange(y.numel())).reshape(y.shape))
     return y.numpy(), x.grad.numpy()
 
 

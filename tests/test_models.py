@@ -344,7 +344,7 @@ def summary_of(name):
     """(rows, totals, number of parameters) of a default-built variant, computed once per test run."""
     model = alexnet.build(name)
     rows, totals = alexnet.summary(model)
-    return rows, totals, sum(p.size for p in model.parameters())
+    return rows, totals, sum(p.numel() for p in model.parameters())
 
 
 @pytest.mark.parametrize("name", list(EXPECTED_TOTALS))

@@ -203,7 +203,7 @@ def run(args, callback=None) -> int:
     try:
         cfg, parts = setup(_given(args), resume=args.resume, overwrite=args.overwrite)
         model = parts["model"]
-        n_params = sum(p.size for p in model.parameters())
+        n_params = sum(p.numel() for p in model.parameters())
         print(f"{cfg['model']} ({n_params:,} parameters, input {'x'.join(map(str, model.input_shape))}) on "
               f"{cfg['dataset']}: {len(parts['train_ds'])} training / {len(parts['test_ds'])} test images, "
               f"{cfg['epochs']} epochs of {len(parts['train_loader'])} steps (batch {cfg['batch_size']}), "

@@ -51,15 +51,66 @@ def cupy_module():
     return cp
 
 
+def _parse_device(device):
+    """(name, index) for "cpu", "gpu", "cuda", "cuda:N", "gpu:N" or a device object; ValueError otherwise."""
+    if not isinstance(device, str):
+        raise TypeError(f"a device must be a string such as 'cpu' or 'cuda', or a minidl.device; got {device!r}")
+    text = str.__str__(device).strip().lower()
+    kind, _, index = text.partition(":")
+    if kind == "cuda":
+        kind = "gpu"
+    if kind not in DEVICES or (index and not index.isdigit()) or (kind == "cpu" and index not in ("", "0")):
+        raise ValueError(f"unknown device {str.__str__(device)!r}; expected 'cpu', 'gpu', 'cuda' or 'cuda:N'")
+    return kind, (int(index) if index else None)
+
+
+class device(str):
+    """A device, as torch.device: ``device("cpu")``, ``device("cuda")``, ``device("cuda:0")``.
+
+    It is the string "cpu" or "gpu" ("gpu:N" for another GPU), so it works wherever a device
+    string does; ``.type`` says "cpu" or "cuda" and ``.index`` the GPU's number (None for the CPU).
+    Making one checks only the spelling; using a GPU device where there is none raises.
+    """
+
+    def __new__(cls, spec="cpu", index=None):
+        kind, parsed = _parse_device(spec)
+        index = parsed if index is None else int(index)
+        value = kind if not index else f"{kind}:{index}"
+        self = super().__new__(cls, value)
+        self.type, self.index = ("cuda" if kind == "gpu" else "cpu"), (index if kind == "gpu" else None)
+        return self
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            try:
+                other = device(other)
+            except (TypeError, ValueError):
+                return False
+            return str.__eq__(self, other)
+        return NotImplemented
+
+    def __ne__(self, other):
+        result = self.__eq__(other)
+        return result if result is NotImplemented else not result
+
+    __hash__ = str.__hash__
+
+    def __repr__(self):
+        return f"device(type='{self.type}')" if self.index is None else \
+            f"device(type='{self.type}', index={self.index})"
+
+
 def check_device(device) -> str:
-    """Normalise a device name ("cpu", "gpu", "cuda" as an alias) and check it is usable."""
-    name = str(device).lower()
-    if name in ("cuda", "cuda:0", "gpu:0"):
-        name = "gpu"
-    if name not in DEVICES:
-        raise ValueError(f"unknown device {device!r}; expected one of {DEVICES}")
+    """Normalise a device ("cpu", "gpu"; "cuda", "cuda:0" and minidl.device objects as aliases)
+    to "cpu" or "gpu", and check it is usable (a clear error where there is no GPU)."""
+    name, index = _parse_device(device)
     if name == "gpu":
-        cupy_module()
+        cp = cupy_module()
+        if index:  # minidl computes on one GPU per process: the current one
+            count = cp.cuda.runtime.getDeviceCount()
+            where = f"this machine has {count} GPU{'s' * (count != 1)}" if index >= count else \
+                "minidl uses one GPU per process, GPU 0; choose which one with CUDA_VISIBLE_DEVICES"
+            raise ValueError(f"device {str.__str__(device)!r} is not available: {where}")
     return name
 
 

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from collections import namedtuple
 
+import numpy as np
+
+from .. import backend
 from ..tensor import Tensor
-from . import basic, loss
+from . import basic, compare, inplace, loss, math, shape
 
 MaxResult = namedtuple("MaxResult", "values indices")
 
@@ -37,12 +40,61 @@ def _transpose(t, dim0=None, dim1=None):
 
 
 def _max(t, dim=None, keepdim=False):
-    """Over everything: a scalar tensor. Along ``dim``: (values, indices), as torch.max."""
+    """Over everything: a scalar tensor. Along ``dim``: (values, indices), as torch.max.
+    With a tensor in place of dim: the elementwise maximum of the two."""
+    if isinstance(dim, Tensor):
+        return math.Maximum.apply(t, dim)
     if dim is None:
         return basic.Amax.apply(t)
     values = basic.MaxAlong.apply(t, dim=dim, keepdim=keepdim)
     indices = t.data.argmax(axis=dim)
     return MaxResult(values, Tensor(indices if not keepdim else indices.reshape(values.shape)))
+
+
+def _min(t, dim=None, keepdim=False):
+    """As _max, for the minimum: min(x) = -max(-x), which also routes the gradient
+    (to the first minimum along a dim; shared among tied minima over everything)."""
+    if isinstance(dim, Tensor):
+        return _minimum(t, dim)
+    if t.dtype.kind in "biu":  # no gradient, and -x would wrap around for unsigned and bool
+        if dim is None:
+            return Tensor(t.data.min())
+        indices = t.data.argmin(axis=dim)
+        return MaxResult(Tensor(t.data.min(axis=dim, keepdims=keepdim)),
+                         Tensor(indices if not keepdim else t.data.argmin(axis=dim, keepdims=True)))
+    if dim is None:
+        return -basic.Amax.apply(-t)
+    values = -basic.MaxAlong.apply(-t, dim=dim, keepdim=keepdim)
+    indices = t.data.argmin(axis=dim)
+    return MaxResult(values, Tensor(indices if not keepdim else indices.reshape(values.shape)))
+
+
+def _minimum(a, b):
+    """Elementwise min(a, b) = -max(-a, -b) for floats; integers (no gradient) directly."""
+    if a.dtype.kind in "biu" and (not isinstance(b, Tensor) or b.dtype.kind in "biu"):
+        b = b.data if isinstance(b, Tensor) else b
+        return Tensor(backend.get_array_module(a.data).minimum(a.data, b))
+    return -math.Maximum.apply(-a, -b)
+
+
+def _clamp(t, min=None, max=None):  # noqa: A002 - torch's argument names
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        raise TypeError("clamp: min and max must be numbers here (use md.maximum/md.minimum for tensors)")
+    return math.Clamp.apply(t, low=min, high=max)
+
+
+def _type(t, dtype=None):
+    """With no argument, the dtype's name (as torch's "torch.FloatTensor" string); else .to(dtype)."""
+    return f"minidl.{t.dtype}" if dtype is None else math.cast(t, dtype)
+
+
+def _boolean(kind):
+    def method(t, dim=None, keepdim=False):
+        """any()/all(): a boolean Tensor (no gradient), over everything or along dim."""
+        return Tensor(getattr(t.data.astype(bool), kind)(axis=dim, keepdims=keepdim))
+    return method
 
 
 def _flatten(t, start_dim=0, end_dim=-1):
@@ -82,6 +134,55 @@ _methods = {
     "max": _max,
     "softmax": lambda a, dim: loss.Softmax.apply(a, dim=dim),
     "log_softmax": lambda a, dim: loss.LogSoftmax.apply(a, dim=dim),
+    # elementwise maths
+    "abs": lambda a: math.Abs.apply(a),
+    "__abs__": lambda a: math.Abs.apply(a),
+    "sqrt": lambda a: math.Sqrt.apply(a),
+    "tanh": lambda a: math.Tanh.apply(a),
+    "sigmoid": lambda a: math.Sigmoid.apply(a),
+    "clamp": _clamp,
+    "clip": _clamp,
+    "min": _min,
+    "maximum": lambda a, b: math.Maximum.apply(a, b),
+    "minimum": _minimum,
+    # shapes and copies
+    "unsqueeze": shape.unsqueeze,
+    "squeeze": shape.squeeze,
+    "expand": shape.expand,
+    "expand_as": lambda a, other: shape.expand(a, other.shape),
+    "repeat": shape.repeat,
+    "clone": lambda a: shape.Clone.apply(a),
+    # dtypes
+    "float": lambda a: math.cast(a, np.float32),
+    "double": lambda a: math.cast(a, np.float64),
+    "half": lambda a: math.cast(a, np.float16),
+    "long": lambda a: math.cast(a, np.int64),
+    "int": lambda a: math.cast(a, np.int32),
+    "bool": lambda a: math.cast(a, np.bool_),
+    "type": _type,
+    # comparisons and indices (no gradient)
+    "argmax": compare.argmax,
+    "argmin": compare.argmin,
+    "any": _boolean("any"),
+    "all": _boolean("all"),
+    # in place
+    "__iadd__": inplace.iadd,
+    "__isub__": inplace.isub,
+    "__imul__": inplace.imul,
+    "__itruediv__": inplace.itruediv,
+    "__setitem__": inplace.setitem,
+    "add_": inplace.add_,
+    "sub_": inplace.sub_,
+    "mul_": inplace.mul_,
+    "div_": inplace.div_,
+    "zero_": inplace.zero_,
+    "fill_": inplace.fill_,
+    "copy_": inplace.copy_,
+    "clamp_": inplace.clamp_,
+    "normal_": inplace.normal_,
+    "uniform_": inplace.uniform_,
 }
+for _name in ("eq", "ne", "lt", "le", "gt", "ge"):
+    _methods[_name] = _methods[f"__{_name}__"] = compare.compare(_name)
 for _name, _method in _methods.items():
     setattr(Tensor, _name, _method)

@@ -1,30 +1,12 @@
-"""Elementwise activations beyond ReLU: sigmoid, tanh, leaky ReLU (Functions and their F.* entry points)."""
+"""Elementwise activations beyond ReLU: the F.* entry points of sigmoid and tanh (their Functions are in
+ops/math.py, beside the other elementwise maths) and leaky ReLU."""
 from __future__ import annotations
 
 import numbers
 
 from .. import backend
 from ..function import Function
-
-
-class Sigmoid(Function):
-    def forward(self, x):
-        xp = backend.get_array_module(x)
-        e = xp.exp(-xp.abs(x))  # 1 / (1 + e^-x) without overflow for large |x|
-        self.y = xp.where(x >= 0, 1, e) / (1 + e)
-        return self.y
-
-    def backward(self, g):  # dy/dx = y (1 - y)
-        return g * self.y * (1 - self.y)
-
-
-class Tanh(Function):
-    def forward(self, x):
-        self.y = backend.get_array_module(x).tanh(x)
-        return self.y
-
-    def backward(self, g):  # dy/dx = 1 - y^2
-        return g * (1 - self.y * self.y)
+from .math import Sigmoid, Tanh
 
 
 class LeakyReLU(Function):

@@ -123,7 +123,8 @@ class ReLU(Function):
     def forward(self, a):  # outputs from the array cache (large ones reuse last step's memory)
         xp = backend.get_array_module(a)
         self.positive = xp.greater(a, 0, out=memory.empty_on(xp, a.shape, bool))
-        return xp.multiply(a, self.positive, out=memory.empty_on(xp, a.shape, a.dtype))
+        # max(a, 0), not a * (a > 0): -inf * 0 would be NaN, where relu(-inf) is 0
+        return xp.maximum(a, 0, out=memory.empty_on(xp, a.shape, a.dtype))
 
     def backward(self, g):
         return self.xp.multiply(g, self.positive, out=memory.empty_on(self.xp, g.shape, g.dtype))

@@ -226,7 +226,7 @@ class LayerMonitor:
             rec = self._record(name, module)
             rec.update(activation_stats(output.data))
             if output.requires_grad:
-                size = max(output.size, 1)
+                size = max(output.numel(), 1)
 
                 def grad_hook(grad):
                     t0 = time.perf_counter()
