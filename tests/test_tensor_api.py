@@ -464,3 +464,21 @@ def test_cuda_devices_on_a_gpu_machine():
     assert (x.cuda() == md.tensor([1.0, -2.0]).to(md.device("cuda"))).all()
     with pytest.raises(ValueError, match="cuda:7"):
         md.tensor([1.0], device="cuda:7")
+
+
+# ------------------------------------------------------------------ dtype promotion, as torch
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "truediv", "pow"])
+@pytest.mark.parametrize("left, right", [
+    (np.array([1, 2, 3]), 2.5), (np.array([1, 2, 3]), 2), (np.array([1, 2, 3]), np.array([1.0, 2.0, 4.0], np.float32)),
+    (np.array([1, 2, 3]), np.array([1.0, 2.0, 4.0])), (np.array([True, False, True]), np.array([1.5, 2.0, 4.0], np.float32)),
+    (np.array([1.0, 2.0, 3.0], np.float32), 2), (np.array([1, 2, 3], np.int32), np.array([2, 1, 3])),
+])
+def test_binary_result_dtype_follows_torch(op, left, right):
+    fn = getattr(operator, op)
+    if op == "sub" and left.dtype.kind == "b":
+        pytest.skip("torch refuses subtraction with a bool tensor")
+    as_md = lambda v: md.tensor(v) if isinstance(v, np.ndarray) else v
+    as_torch = lambda v: torch.tensor(v) if isinstance(v, np.ndarray) else v
+    ours, theirs = fn(as_md(left), as_md(right)), fn(as_torch(left), as_torch(right))
+    assert str(ours.dtype) == str(theirs.dtype).replace("torch.", "")
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)

@@ -22,9 +22,20 @@ def sum_to(g, shape):
     return g.sum(axis=axes, keepdims=True).reshape(shape) if axes else g.reshape(shape)
 
 
+def promote(a, b):
+    """The operands of a binary operation in one dtype, as torch: an integer or boolean operand
+    takes the floating one's dtype (NumPy would widen int64 with float32 to float64)."""
+    if a.dtype.kind == "f" and b.dtype.kind in "biu":
+        return a, b.astype(a.dtype)
+    if b.dtype.kind == "f" and a.dtype.kind in "biu":
+        return a.astype(b.dtype), b
+    return a, b
+
+
 # ----------------------------------------------------------------- arithmetic
 class Add(Function):
     def forward(self, a, b):
+        a, b = promote(a, b)
         self.shapes = a.shape, b.shape
         return a + b
 
@@ -34,6 +45,7 @@ class Add(Function):
 
 class Sub(Function):
     def forward(self, a, b):
+        a, b = promote(a, b)
         self.shapes = a.shape, b.shape
         return a - b
 
@@ -43,6 +55,7 @@ class Sub(Function):
 
 class Mul(Function):
     def forward(self, a, b):
+        a, b = promote(a, b)
         self.a, self.b = a, b
         return a * b
 
@@ -54,6 +67,9 @@ class Mul(Function):
 
 class Div(Function):
     def forward(self, a, b):
+        if a.dtype.kind in "biu" and b.dtype.kind in "biu":  # true division of integers: float32, as torch
+            a, b = a.astype(np.float32), b.astype(np.float32)
+        a, b = promote(a, b)
         self.a, self.b = a, b
         return a / b
 
@@ -73,6 +89,7 @@ class Neg(Function):
 
 class Pow(Function):
     def forward(self, a, b):
+        a, b = promote(a, b)
         self.a, self.b = a, b
         self.y = a ** b
         return self.y
