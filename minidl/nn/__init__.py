@@ -7,3 +7,4 @@ from .lrn import LocalResponseNorm
 from .dropout import Dropout
 from .normalization import BatchNorm1d, BatchNorm2d
 from .conv import Conv2d
+from . import parallel
