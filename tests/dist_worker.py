@@ -154,11 +154,22 @@ def kill():
     return {"returned": True}
 
 
+def config():
+    """Rank 1 built a different configuration: both ranks stop, rank 1 naming the key."""
+    from alexnet import workers
+    cfg = {"model": "mini", "lr": 0.1 if dist.get_rank() == 0 else 0.2}
+    try:
+        workers.distribute(cfg, {}, dist.World())
+        return {"error": None}
+    except ValueError as exc:
+        return {"error": str(exc)}
+
+
 def main():
     scenario = sys.argv[1]
     dist.init_process_group(backend="mpi", timeout=float(sys.argv[2]) if len(sys.argv) > 2 and scenario != "exact" else 30)
     result = {"exact": lambda: exact(sys.argv[2]), "collectives": collectives, "hang": hang,
-              "kill": kill}[scenario]()
+              "kill": kill, "config": config}[scenario]()
     result.update(rank=dist.get_rank(), world=dist.get_world_size())
     print("RESULT " + json.dumps(result), flush=True)
     dist.destroy_process_group()

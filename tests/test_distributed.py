@@ -185,3 +185,60 @@ def test_a_killed_rank_ends_the_job():
     proc, results = run_ranks("kill", "20", timeout=60, expect_ok=False)
     assert proc.returncode != 0 and not any(r.get("returned") for r in results)
     assert "signal 9" in proc.stdout + proc.stderr or "did not complete" in proc.stderr
+
+
+@needs_mpi
+def test_a_rank_with_another_configuration_stops_all_naming_the_key():
+    _, results = run_ranks("config")
+    assert "rank 1's configuration differs from rank 0's in lr (0.2 here, 0.1 on rank 0)" in results[1]["error"]
+    assert "another rank's configuration differs" in results[0]["error"]
+
+
+# ------------------------------------------------------------------------------ the command line
+FASHION = "/usr/share/datasets/fashion-mnist"
+needs_fashion = pytest.mark.skipif(not os.path.isdir(FASHION), reason=f"the real Fashion-MNIST is not in {FASHION}")
+RUN = ["--limit-train", "192", "--limit-test", "64", "--width", "0.25", "--batch-size", "32", "--dropout", "0",
+       "--no-augment", "--no-progress", "--time-budget", "0", "--optimizer", "sgd", "--lr", "0.05"]
+
+
+def alexnet_cli(*argv, threads="1"):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OPENBLAS_THREAD_TIMEOUT="1", OMP_NUM_THREADS=threads,
+               NUMBA_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
+    return subprocess.run([sys.executable, "-m", "alexnet", *map(str, argv)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=400, env=env)
+
+
+def weights(path):
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files if k.startswith("model/")}
+
+
+@needs_mpi
+@needs_fashion
+@pytest.mark.slow
+def test_cli_workers_2_matches_one_process_resumes_and_loads_in_one_process(tmp_path):
+    two, one = tmp_path / "two", tmp_path / "one"
+    r = alexnet_cli("train", *RUN, "--epochs", "1", "--workers", "2", "--out", two)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("epoch 1/1:") == 1                  # rank 0 alone reports
+    r = alexnet_cli("train", *RUN, "--epochs", "1", "--out", one, threads="2")
+    assert r.returncode == 0, r.stderr
+    a, b = weights(two / "checkpoint.npz"), weights(one / "checkpoint.npz")
+    assert a.keys() == b.keys() and not any(".module" in k or "/module." in k for k in a)
+    worst = max(float(np.abs(a[k] - b[k]).max() / np.abs(b[k]).max()) for k in a)
+    assert worst < 1e-4, worst                                # float32, 6 SGD steps
+    m2, m1 = (json.loads((d / "metrics.json").read_text())["epochs"][0] for d in (two, one))
+    assert abs(m2["test_acc"] - m1["test_acc"]) <= 1 / 64 and abs(m2["train_loss"] - m1["train_loss"]) < 1e-4
+    r = alexnet_cli("train", "--out", two, "--resume", "--epochs", "2", "--workers", "2", "--no-progress")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(json.loads((two / "metrics.json").read_text())["epochs"]) == 2
+    r = alexnet_cli("evaluate", two / "checkpoint.npz", "--limit-test", "64", "--json", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["top1"] == json.loads((two / "metrics.json").read_text())["epochs"][-1]["test_acc"]
+
+
+def test_cli_workers_without_mpi_says_what_to_install(monkeypatch, capsys, tmp_path):
+    from alexnet.__main__ import main
+    monkeypatch.setattr(dist, "is_available", lambda: False)
+    assert main(["train", "--workers", "2", "--out", str(tmp_path / "x")]) == 2
+    assert "pip install -e '.[dist]'" in capsys.readouterr().err

@@ -66,11 +66,14 @@ def register(subparsers) -> None:
            "exceeded, keeping time for the final evaluation; per-step schedules are stretched to end with it")
     a("--progress", action=argparse.BooleanOptionalAction, default=None,
       help="tqdm progress bars (default: when stderr is a terminal)")
+    a("--workers", type=int, default=None, metavar="N",
+      help="data-parallel training on N processes (re-launches itself with mpiexec -n N; needs the dist "
+           "extra); --batch-size stays the global batch, each rank takes batch/N (docs/distributed.md)")
     p.set_defaults(func=run)
 
 
 def _given(args) -> dict:
-    skip = {"func", "command", "resume", "overwrite", "progress"}
+    skip = {"func", "command", "resume", "overwrite", "progress", "workers"}
     return {k: v for k, v in vars(args).items() if k not in skip}
 
 
@@ -157,10 +160,15 @@ def run(args, callback=None) -> int:
     start = time.perf_counter()
     from minidl.train.checkpoint import CheckpointError  # noqa: PLC0415
     from minidl.train.trainer import Trainer, TrainingDiverged, TrainingInterrupted  # noqa: PLC0415
+    from .. import workers as _dist  # noqa: PLC0415
 
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     try:
+        world = _dist.start(args.workers)
+        if isinstance(world, int):          # the exit status of the mpiexec that ran the ranks
+            return world
         cfg, parts = setup(_given(args), resume=args.resume, overwrite=args.overwrite)
+        _dist.distribute(cfg, parts, world)
         model = parts["model"]
         n_params = sum(p.size for p in model.parameters())
         print(f"{cfg['model']} ({n_params:,} parameters, input {'x'.join(map(str, model.input_shape))}) on "
@@ -169,11 +177,11 @@ def run(args, callback=None) -> int:
               f"{cfg['optimizer']} lr {cfg['lr']:g}, schedule {cfg['schedule']}, augment {cfg['augment']}, "
               f"device {cfg['device']}, seed {cfg['seed']}" +
               (f", time budget {cfg['time_budget']:g} s" if cfg["time_budget"] else ""), flush=True)
-        trainer = Trainer(model, parts["optimizer"], parts["train_loader"], parts["test_loader"],
+        trainer = Trainer(parts.get("parallel_model", model), parts["optimizer"], parts["train_loader"], parts["test_loader"],
                           epochs=cfg["epochs"], num_classes=cfg["num_classes"], out_dir=cfg["out"],
                           schedule=parts["schedule"], device=cfg["device"], classes=parts["test_ds"].classes,
                           meta=parts["meta"], callback=callback, progress=progress,
-                          time_budget=cfg["time_budget"], start_time=start,
+                          time_budget=cfg["time_budget"], start_time=start, world=world,
                           log=lambda *a: print(*a, flush=True))
         metrics = trainer.fit(resume=args.resume)
     except TrainingInterrupted as exc:
@@ -185,7 +193,7 @@ def run(args, callback=None) -> int:
     except KeyboardInterrupt:
         print("alexnet train: interrupted before training started; nothing was saved", file=sys.stderr)
         return 130
-    except (ValueError, OSError, CheckpointError) as exc:   # bad input: the message says what is wrong
+    except (ValueError, OSError, CheckpointError, _dist.Unavailable) as exc:   # bad input: the message says what
         print(f"alexnet train: error: {exc}", file=sys.stderr)
         return 2
     best = metrics["best_test_acc"]
