@@ -1,4 +1,5 @@
-"""Run by tests/test_distributed.py under ``mpiexec -n 2``: one scenario per call, results as JSON on stdout.
+"""Run by tests/test_distributed.py under ``mpiexec -n 2``: one scenario per call, each rank's result as
+JSON in $DIST_RESULTS/rank<r>.json.
 
     mpiexec -n 2 python tests/dist_worker.py exact float64
     mpiexec -n 2 python tests/dist_worker.py collectives
@@ -171,7 +172,9 @@ def main():
     result = {"exact": lambda: exact(sys.argv[2]), "collectives": collectives, "hang": hang,
               "kill": kill, "config": config}[scenario]()
     result.update(rank=dist.get_rank(), world=dist.get_world_size())
-    print("RESULT " + json.dumps(result), flush=True)
+    # one file per rank: mpiexec may interleave the ranks' stdout lines
+    with open(os.path.join(os.environ["DIST_RESULTS"], f"rank{dist.get_rank()}.json"), "w") as f:
+        json.dump(result, f)
     dist.destroy_process_group()
 
 

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -35,13 +36,14 @@ needs_mpi = pytest.mark.skipif(not dist.is_available() or mpiexec() is None,
 
 def run_ranks(*args, n=2, timeout=120, expect_ok=True):
     """Run the worker under mpiexec -n; returns (completed process, [rank 0's result, rank 1's, ...])."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
-               OPENBLAS_NUM_THREADS="1")
-    proc = subprocess.run([mpiexec(), "-n", str(n), sys.executable, str(WORKER), *args], capture_output=True,
-                          text=True, timeout=timeout, env=env, cwd=ROOT)
-    if expect_ok:
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-    results = [json.loads(line[len("RESULT "):]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    with tempfile.TemporaryDirectory() as results_dir:
+        env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
+                   OPENBLAS_NUM_THREADS="1", DIST_RESULTS=results_dir)
+        proc = subprocess.run([mpiexec(), "-n", str(n), sys.executable, str(WORKER), *args], capture_output=True,
+                              text=True, timeout=timeout, env=env, cwd=ROOT)
+        if expect_ok:
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+        results = [json.loads(path.read_text()) for path in sorted(Path(results_dir).glob("rank*.json"))]
     return proc, sorted(results, key=lambda r: r["rank"])
 
 
