@@ -36,6 +36,7 @@ class Tensor:
     # numpy_array * tensor: NumPy steps aside, so Tensor.__rmul__ answers (a Tensor, with a
     # gradient) instead of an object array of one-element tensors
     __array_ufunc__ = None
+    _post_accumulate_hooks = ()  # functions called with this leaf once backward updated its .grad
 
     def __init__(self, data, requires_grad: bool = False):
         if isinstance(data, np.generic):  # NumPy reductions return scalars: keep a (0-d) array
@@ -179,6 +180,15 @@ class Tensor:
         self._hooks = self._hooks + (hook,)
         return _HookHandle(self, hook)
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(tensor)`` on this leaf right after backward has accumulated into its ``.grad``
+        (as torch's): DistributedDataParallel starts reducing a gradient from here. Returns a handle
+        whose ``remove()`` unregisters it."""
+        if not self.requires_grad or not self.is_leaf:
+            raise RuntimeError("register_post_accumulate_grad_hook needs a leaf tensor that requires grad")
+        self._post_accumulate_hooks = self._post_accumulate_hooks + (hook,)
+        return _HookHandle(self, hook, "_post_accumulate_hooks")
+
     # --------------------------------------------------------------- backward
     def backward(self, grad=None, retain_graph: bool = False):
         """Compute d(self)/d(leaf) for every leaf that requires grad, into leaf.grad.
@@ -216,6 +226,8 @@ class Tensor:
                 # may write into .grad (x.grad.zero_()); accumulation makes a new array anyway
                 node.grad = Tensor(g.astype(node.dtype, copy=True) if node.grad is None
                                    else elementwise.add(node.grad.data, g.astype(node.dtype, copy=False)))
+                for hook in node._post_accumulate_hooks:
+                    hook(node)
                 continue
             if getattr(fn, "released", False):
                 raise RuntimeError(f"backward through {fn!r} a second time: its saved arrays were freed; "
@@ -262,11 +274,12 @@ def _is_dtype(value) -> bool:
 
 
 class _HookHandle:
-    def __init__(self, tensor, hook):
-        self.tensor, self.hook = tensor, hook
+    def __init__(self, tensor, hook, attribute="_hooks"):
+        self.tensor, self.hook, self.attribute = tensor, hook, attribute
 
     def remove(self):
-        self.tensor._hooks = tuple(h for h in self.tensor._hooks if h is not self.hook)
+        hooks = getattr(self.tensor, self.attribute)
+        setattr(self.tensor, self.attribute, tuple(h for h in hooks if h is not self.hook))
 
 
 def _topological_order(root: Tensor) -> list:

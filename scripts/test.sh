@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/python -m pip install -q -e '.[test,dist]'
 # OPENBLAS_THREAD_TIMEOUT=1: BLAS threads park at once, so they do not fight Numba's threads.
 export OPENBLAS_THREAD_TIMEOUT=1
 set +e

@@ -67,19 +67,23 @@ def register(subparsers) -> None:
            "exceeded, keeping time for the final evaluation; per-step schedules are stretched to end with it")
     a("--progress", action=argparse.BooleanOptionalAction, default=None,
       help="tqdm progress bars (default: when stderr is a terminal)")
+    a("--workers", type=V.POSITIVE_INT, default=None, metavar="N",
+      help="data-parallel training on N processes (re-launches itself with mpiexec -n N; needs the dist "
+           "extra); --batch-size stays the global batch, each rank takes batch/N (docs/distributed.md)")
     p.set_defaults(func=run)
 
 
 def _given(args) -> dict:
-    skip = {"func", "command", "resume", "overwrite", "progress"}
+    skip = {"func", "command", "resume", "overwrite", "progress", "workers"}
     return {k: v for k, v in vars(args).items() if k not in skip}
 
 
-def setup(given: dict, *, resume: bool = False, overwrite: bool = False, log=print):
+def setup(given: dict, *, resume: bool = False, overwrite: bool = False, log=print, writer: bool = True):
     """Configuration, data, model, optimizer, schedule and loaders of a run -> (cfg, parts dict).
 
     parts["lock"] is the output directory's lock (taken before anything there is read or
-    written; the caller releases it); a second writer gets OutDirBusy naming the first."""
+    written; the caller releases it); a second writer gets OutDirBusy naming the first.
+    ``writer=False`` (the ranks other than 0 of a distributed run, which write nothing) takes no lock."""
     from minidl.train.lock import OutDirLock  # noqa: PLC0415
     from .. import runs  # noqa: PLC0415
     if resume:
@@ -88,7 +92,7 @@ def setup(given: dict, *, resume: bool = False, overwrite: bool = False, log=pri
     else:
         out = runs.resolve_config(given)["out"]
     lock = OutDirLock(out, log=log)
-    if os.path.isdir(out) or not resume:
+    if writer and (os.path.isdir(out) or not resume):
         from minidl.train.trainer import prepare_out_dir  # noqa: PLC0415
         prepare_out_dir(out)           # a clear message for an unwritable --out, before the lock
         lock.acquire()
@@ -197,11 +201,16 @@ def run(args, callback=None) -> int:
     from minidl.train.checkpoint import CheckpointError  # noqa: PLC0415
     from minidl.train.lock import OutDirBusy  # noqa: PLC0415
     from minidl.train.trainer import Trainer, TrainingDiverged, TrainingInterrupted  # noqa: PLC0415
+    from .. import workers as _dist  # noqa: PLC0415
 
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     parts = {}
     try:
-        cfg, parts = setup(_given(args), resume=args.resume, overwrite=args.overwrite)
+        world = _dist.start(args.workers)
+        if isinstance(world, int):          # the exit status of the mpiexec that ran the ranks
+            return world
+        cfg, parts = setup(_given(args), resume=args.resume, overwrite=args.overwrite, writer=world.main)
+        _dist.distribute(cfg, parts, world)
         model = parts["model"]
         n_params = sum(p.numel() for p in model.parameters())
         print(f"{cfg['model']} ({n_params:,} parameters, input {'x'.join(map(str, model.input_shape))}) on "
@@ -210,11 +219,12 @@ def run(args, callback=None) -> int:
               f"{cfg['optimizer']} lr {cfg['lr']:g}, schedule {cfg['schedule']}, augment {cfg['augment']}, "
               f"device {cfg['device']}, seed {cfg['seed']}" +
               (f", time budget {cfg['time_budget']:g} s" if cfg["time_budget"] else ""), flush=True)
-        trainer = Trainer(model, parts["optimizer"], parts["train_loader"], parts["test_loader"],
+        trainer = Trainer(parts.get("parallel_model", model), parts["optimizer"], parts["train_loader"], parts["test_loader"],
                           epochs=cfg["epochs"], num_classes=cfg["num_classes"], out_dir=cfg["out"],
                           schedule=parts["schedule"], device=cfg["device"], classes=parts["test_ds"].classes,
                           meta=parts["meta"], callback=callback, progress=progress,
                           time_budget=cfg["time_budget"], start_time=start, out_lock=parts["lock"],
+                          world=world,
                           log=lambda *a: print(*a, flush=True))
         metrics = trainer.fit(resume=args.resume)
     except TrainingInterrupted as exc:
@@ -226,7 +236,7 @@ def run(args, callback=None) -> int:
     except KeyboardInterrupt:
         print(f"alexnet train: interrupted before training started; {_kept(args)}", file=sys.stderr)
         return 130
-    except (ValueError, OSError, CheckpointError, OutDirBusy) as exc:   # the message says what is wrong
+    except (ValueError, OSError, CheckpointError, OutDirBusy, _dist.Unavailable) as exc:   # the message says what is wrong
         print(f"alexnet train: error: {exc}", file=sys.stderr)
         return 2
     finally:

@@ -15,6 +15,7 @@ from .fashion_mnist import FashionMNIST
 from .folder import ImageFolder
 from .idx import IDXError, read_idx
 from .loader import DataLoader
+from .sampler import DistributedSampler, ShardSampler
 
-__all__ = ["CIFAR10", "ChecksumError", "DataLoader", "DatasetNotFoundError", "FashionMNIST", "IDXError",
-           "ImageFolder", "download", "read_idx", "transforms"]
+__all__ = ["CIFAR10", "ChecksumError", "DataLoader", "DatasetNotFoundError", "DistributedSampler", "FashionMNIST",
+           "IDXError", "ImageFolder", "ShardSampler", "download", "read_idx", "transforms"]

@@ -152,13 +152,16 @@ class DataLoader:
     """Deterministic batches of a dataset (see the module docstring)."""
 
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
-                 transform=None, prefetch: int = 2):
+                 transform=None, prefetch: int = 2, sampler=None):
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
         if isinstance(prefetch, bool) or not isinstance(prefetch, (int, np.integer)) or prefetch < 0:
             raise ValueError(f"DataLoader: prefetch must be a non-negative integer, got {prefetch!r}")
         if transform is not None and not callable(transform):
             raise TypeError(f"DataLoader: transform must be callable as transform(batch, rng), got {transform!r}")
+        if sampler is not None and shuffle:   # as torch: the sampler decides the order
+            raise ValueError("DataLoader: sampler and shuffle=True are mutually exclusive (the sampler shuffles)")
+        self.sampler = sampler  # e.g. DistributedSampler: its indices() for each epoch replace the order
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
@@ -169,11 +172,14 @@ class DataLoader:
         self.next_epoch = 0
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def order(self, epoch: int) -> np.ndarray:
         """The sample indices of ``epoch`` in the order they are served."""
+        if self.sampler is not None:
+            self.sampler.set_epoch(int(epoch))
+            return np.asarray(self.sampler.indices() if hasattr(self.sampler, "indices") else list(self.sampler))
         n = len(self.dataset)
         if not self.shuffle:
             return np.arange(n)

@@ -11,3 +11,4 @@ from .conv import Conv2d
 from .container import ModuleDict, ModuleList
 from .activation import LeakyReLU, LogSoftmax, Sigmoid, Softmax, Tanh
 from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
+from . import parallel

@@ -345,7 +345,7 @@ class Trainer:
                  out_dir: str | None = None, schedule: Schedule | None = None, device: str = "cpu",
                  classes=None, meta: dict | None = None, callback=None, progress: bool = True,
                  time_budget: float | None = None, start_time: float | None = None, plots: bool = True,
-                 monitor_every: int | None = 50, out_lock=None,
+                 monitor_every: int | None = 50, out_lock=None, world=None,
                  log=print):
         self.model, self.optimizer = model, optimizer
         self.train_loader, self.test_loader = train_loader, test_loader
@@ -379,6 +379,14 @@ class Trainer:
             dataset = getattr(loader, "dataset", None)
             if dataset is not None:
                 check_labels(dataset, self.num_classes, what)
+        # distributed (docs/distributed.md): ``world`` is minidl.distributed.World, a world of one unless a
+        # process group is up; ``net`` the plain module (a DistributedDataParallel's .module), which
+        # checkpoints, evaluation and figures use, so a checkpoint of N ranks loads into one process
+        from minidl.distributed import World  # noqa: PLC0415
+        self.world = world if world is not None else World()
+        self.net = self.world.unwrap(model)
+        if not self.world.main:    # rank 0 alone reports and writes files
+            self.progress, self.log = False, (lambda *args, **kwargs: None)
 
     # paths
     @property
@@ -396,18 +404,21 @@ class Trainer:
         if not all_finite(self.model):
             raise TrainingDiverged(f"the weights are not finite at epoch {epoch + 1}, step {step}; "
                                    f"not overwriting the last good checkpoint {self.checkpoint_path}")
+        running = self._global_running(running)    # distributed: every rank takes part, rank 0 writes
+        if not self.world.main:
+            return
         meta = {**self.meta, "epoch": epoch, "step": step, "epochs": self.epochs, "running": running,
                 "history": self.history, "num_classes": self.num_classes, "classes": self.classes,
                 "steps_per_epoch": len(self.train_loader), "saved_at": time.strftime("%Y-%m-%d %H:%M:%S")}
-        ckpt_io.save_checkpoint(self.checkpoint_path, model_state=self.model.state_dict(), meta=meta,
+        ckpt_io.save_checkpoint(self.checkpoint_path, model_state=self.net.state_dict(), meta=meta,
                                 optimizer_state=self.optimizer.state_dict(),
                                 scheduler_state=self.schedule.state_dict(), rng_state=rng_state)
 
     def load_checkpoint(self, path: str | None = None):
         """Restore model, optimizer, schedule, RNG and history; returns (epoch, step, running)."""
         path = path or self.checkpoint_path
-        ckpt = ckpt_io.load_checkpoint(path, expected=self.model, require=("epoch", "step"))
-        ckpt_io.check_model_state(ckpt, self.model, self.meta.get("model"))
+        ckpt = ckpt_io.load_checkpoint(path, expected=self.net, require=("epoch", "step"))
+        ckpt_io.check_model_state(ckpt, self.net, self.meta.get("model"))
         for key in ("options", "num_classes"):
             mine = self.meta.get(key) if key != "num_classes" else self.num_classes
             if key in ckpt.meta and mine is not None and ckpt.meta[key] != mine:
@@ -416,7 +427,7 @@ class Trainer:
         if ckpt.meta.get("steps_per_epoch") not in (None, len(self.train_loader)):
             raise CheckpointError(f"checkpoint {path!r} was written with {ckpt.meta['steps_per_epoch']} steps per "
                                   f"epoch, this run has {len(self.train_loader)} (batch size or dataset differ)")
-        self.model.load_state_dict(ckpt.model_state)
+        self.net.load_state_dict(ckpt.model_state)
         ckpt_io.restore_optimizer(ckpt, self.optimizer)
         if ckpt.scheduler_state is not None:
             try:
@@ -424,9 +435,12 @@ class Trainer:
             except (ValueError, KeyError) as exc:
                 raise CheckpointError(f"checkpoint {path!r}: {exc}") from exc
         if ckpt.rng_state is not None:
-            md.set_rng_state(ckpt.rng_state)
+            md.set_rng_state(self.world.rank_rng_state(ckpt.rng_state))
         self.history = list(ckpt.meta.get("history", []))
-        return int(ckpt.meta["epoch"]), int(ckpt.meta["step"]), dict(ckpt.meta.get("running") or {})
+        running = dict(ckpt.meta.get("running") or {})
+        if not self.world.main:    # the saved sums are over all ranks: rank 0 alone carries them on
+            running.update({k: 0 for k in ("loss_sum", "correct", "count") if k in running})
+        return int(ckpt.meta["epoch"]), int(ckpt.meta["step"]), running
 
     # --------------------------------------------------------------------- metrics
     def metrics(self) -> dict:
@@ -435,18 +449,18 @@ class Trainer:
                 "stopped": self.stopped, "config": self.meta.get("config")}
 
     def write_metrics(self) -> None:
-        if self.out_dir is not None:
+        if self.out_dir is not None and self.world.main:
             ckpt_io.write_json_atomic(self._path(METRICS), self.metrics())
 
     def write_figures(self) -> None:
         """curves.png, conv1_filters.png (skipped while the weights are not finite) and confusion.png."""
-        if self.out_dir is None or not self.plots:
+        if self.out_dir is None or not self.plots or not self.world.main:
             return
         from . import plots  # noqa: PLC0415
         title = f"{self.meta.get('model')} on {self.meta.get('dataset')}"
         if self.history:
             plots.plot_curves(self.history, self._path("curves.png"), title=title)
-        _, weight = plots.first_conv_weight(self.model)
+        _, weight = plots.first_conv_weight(self.net)
         if weight is not None and np.isfinite(weight).all():
             plots.plot_filters(weight, self._path("conv1_filters.png"))
         if self.last_eval is not None:
@@ -476,7 +490,7 @@ class Trainer:
     def fit(self, resume: bool = False) -> dict:
         """Train for the remaining epochs; returns the metrics dict (also OUT/metrics.json)."""
         lock = None
-        if self.out_dir is not None:
+        if self.out_dir is not None and self.world.main:   # distributed: rank 0 alone writes
             prepare_out_dir(self.out_dir)
             if self.out_lock is None or not self.out_lock.held:
                 from .lock import OutDirLock  # noqa: PLC0415
@@ -498,6 +512,8 @@ class Trainer:
         with self._interrupt:
             try:
                 epoch, step, running = 0, 0, {}
+                if not resume:   # distributed: each rank its own dropout masks (rank 0 keeps the seed's)
+                    md.set_rng_state(self.world.rank_rng_state(md.get_rng_state()))
                 if resume:
                     epoch, step, running = self.load_checkpoint()
                     if epoch >= self.epochs:
@@ -564,9 +580,9 @@ class Trainer:
             for x, y in iterator:
                 if self.callback is not None:
                     self.callback(self, epoch, step)
+                time_fraction = self._step_agreement()
                 if self._interrupt.requested:
                     raise KeyboardInterrupt
-                time_fraction = self._time_fraction()
                 if time_fraction >= 1.0:
                     self.stopped = f"time budget of {self.time_budget:g} s used at epoch {epoch + 1}, step {step}"
                     break
@@ -630,8 +646,13 @@ class Trainer:
         return running
 
     def _finish_epoch(self, epoch: int, running: dict) -> None:
-        result = evaluate(self.model, self.test_loader, self.num_classes, device=self.device,
-                          progress=self.progress, desc=f"test {epoch + 1}", interrupt=self._interrupt)
+        # distributed: each rank evaluates its shard of the test set (Ctrl-C waits for the next step
+        # boundary, where the ranks agree on it), then the counts are summed
+        result = evaluate(self.net, self.test_loader, self.num_classes, device=self.device,
+                          progress=self.progress, desc=f"test {epoch + 1}",
+                          interrupt=self._interrupt if self.world.size == 1 else None)
+        result = self._global_eval(result)
+        running = self._global_running(running)
         self.last_eval = result
         count = max(running["count"], 1)
         seconds = running["train_seconds"] + result.seconds
@@ -655,3 +676,35 @@ class Trainer:
         self.log(f"epoch {epoch + 1}/{self.epochs}: train loss {record['train_loss']:.4f} "
                  f"acc {record['train_acc']:.4f} | test top-1 {result.top1:.4f} top-5 {result.top5:.4f} | "
                  f"lr {record['lr']:.3g} | {seconds:.1f} s, {record['images_per_s'] or 0:.0f} img/s")
+
+    # ------------------------------------------------------------------ distributed
+    def _step_agreement(self) -> float:
+        """The time-budget fraction, the largest over ranks, and a Ctrl-C seen by any rank, so that every
+        rank uses the same learning rate and stops at the same step (one tiny all-reduce per step)."""
+        fraction = self._time_fraction()
+        if self.world.size > 1:
+            fraction, asked = self.world.max([fraction, float(self._interrupt.requested)], "the per-step agreement")
+            self._interrupt.requested = bool(asked)
+        return float(fraction)
+
+    def _global_running(self, running: dict) -> dict:
+        """The epoch's running loss/accuracy sums over all ranks (each rank holds its share)."""
+        keys = ("loss_sum", "correct", "count")
+        if self.world.size == 1 or not all(k in running for k in keys):
+            return running
+        loss_sum, correct, count = self.world.sum([float(running[k]) for k in keys], "the training sums")
+        return dict(running, loss_sum=float(loss_sum), correct=int(round(correct)), count=int(round(count)))
+
+    def _global_eval(self, result: EvalResult) -> EvalResult:
+        """Sum the shards' confusion matrices, top-5 hits and losses."""
+        if self.world.size == 1:
+            return result
+        counts = self.world.sum(np.concatenate([result.confusion.ravel(), [round(result.top5 * result.count),
+                                                                          result.count]]).astype(np.int64),
+                                "the evaluation counts")
+        loss_sum = float(self.world.sum([result.loss * result.count], "the evaluation loss")[0])
+        confusion = counts[:-2].reshape(result.confusion.shape)
+        n = max(int(counts[-1]), 1)
+        return EvalResult(top1=float(np.trace(confusion)) / n, top5=int(counts[-2]) / n, loss=loss_sum / n,
+                          confusion=confusion, count=int(counts[-1]),
+                          seconds=float(self.world.max([result.seconds], "the evaluation time")[0]))
