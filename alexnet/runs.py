@@ -174,7 +174,7 @@ def normalization(cfg: dict, train_ds) -> dict:
 
 
 def pca_basis(cfg: dict, train_ds) -> dict:
-    from minidl.data import transforms as T  # noqa: PLC0415
+    from minidl.data import batch_transforms as T  # noqa: PLC0415
     images = getattr(train_ds, "images", None)
     if cfg["dataset"] == "folder" or images is None:
         return {"eigval": T.IMAGENET_PCA["eigval"].tolist(), "eigvec": T.IMAGENET_PCA["eigvec"].tolist()}
@@ -204,7 +204,7 @@ def make_transforms(cfg: dict, image_hw: tuple, input_shape: tuple, ten_crop: bo
 
     With ``ten_crop`` the test transform stops before the final crop (the caller crops ten times).
     """
-    from minidl.data import transforms as T  # noqa: PLC0415
+    from minidl.data import batch_transforms as T  # noqa: PLC0415
 
     c, h, w = input_shape
     norm = T.Normalize(cfg["normalize"]["mean"], cfg["normalize"]["std"])

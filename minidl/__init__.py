@@ -32,3 +32,4 @@ __all__ = [
     "gpu_available", "gradcheck", "initial_seed", "is_grad_enabled", "manual_seed", "nn", "no_grad", "ones",
     "optim", "randn", "set_grad_enabled", "set_rng_state", "tensor", "zeros",
 ]
+from . import utils  # noqa: E402,F401  (minidl.utils.data, as torch.utils.data)
