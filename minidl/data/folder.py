@@ -29,9 +29,17 @@ import numpy as np
 from .base import ImageDataset
 from .batch_transforms import _size_pair
 
-__all__ = ["IMG_EXTENSIONS", "ImageFolder"]
+__all__ = ["IMG_EXTENSIONS", "ImageFolder", "find_classes"]
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".gif", ".tif", ".tiff", ".webp")
+
+
+def find_classes(root) -> list:
+    """The sorted class sub-directory names of ``root`` (hidden ones skipped); none is an error."""
+    found = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    if not found:
+        raise FileNotFoundError(f"ImageFolder: {root} has no class sub-directories (expected root/<class>/<image>)")
+    return found
 
 
 class ImageFolder(ImageDataset):
@@ -44,9 +52,7 @@ class ImageFolder(ImageDataset):
             raise FileNotFoundError(f"ImageFolder: root {self.root} is not a directory")
         self._set_transforms(transform, target_transform)
         self.size = None if size is None else _size_pair(size, "ImageFolder")
-        found = sorted(e.name for e in os.scandir(self.root) if e.is_dir() and not e.name.startswith("."))
-        if not found:
-            raise FileNotFoundError(f"ImageFolder: {self.root} has no class sub-directories (expected root/<class>/<image>)")
+        found = find_classes(self.root)
         if classes is None:
             self.classes = found
         else:
