@@ -140,31 +140,9 @@ def check_config(cfg: dict, where: str) -> dict:
 
 
 # --------------------------------------------------------------------------------- datasets
-class Subset:
-    """The samples ``indices`` of a dataset, with the dataset contract (targets, classes, load_batch)."""
-
-    def __init__(self, dataset, indices):
-        self.dataset = dataset
-        self.indices = np.asarray(indices, dtype=np.int64)
-        self.targets = np.asarray(dataset.targets)[self.indices]
-        self.classes = dataset.classes
-
-    def __len__(self):
-        return len(self.indices)
-
-    @property
-    def images(self):
-        return self.dataset.images[self.indices]
-
-    def load_batch(self, indices):
-        chosen = self.indices[np.asarray(indices, dtype=np.int64)]
-        if hasattr(self.dataset, "load_batch"):
-            return self.dataset.load_batch(chosen)
-        return self.dataset.images[chosen], np.asarray(self.dataset.targets)[chosen]
-
-
 def limit(dataset, n):
     """The first n samples of a fixed shuffle (so that every class appears), in dataset order."""
+    from minidl.data import Subset  # noqa: PLC0415
     if n is None or n >= len(dataset):
         return dataset
     order = np.random.default_rng(12345).permutation(len(dataset))
@@ -179,6 +157,7 @@ def folder_size(h: int) -> int:
 def load_datasets(cfg: dict, input_hw: tuple, train: bool = True):
     """(train, test) datasets of the configuration (train None when ``train`` is False)."""
     from minidl import data  # noqa: PLC0415
+    from minidl.data.folder import find_classes  # noqa: PLC0415
 
     name, root = cfg["dataset"], cfg["data_dir"]
     if name == "fashion-mnist":
@@ -191,8 +170,10 @@ def load_datasets(cfg: dict, input_hw: tuple, train: bool = True):
         size = folder_size(max(input_hw))
         split = {d: os.path.join(root, d) for d in ("train", "val", "test") if os.path.isdir(os.path.join(root, d))}
         if "train" in split and ("val" in split or "test" in split):
-            train_ds = data.ImageFolder(split["train"], size=size) if train else None
-            test_ds = data.ImageFolder(split.get("val") or split["test"], size=size)
+            # val/ takes train/'s class list, so a class val/ lacks does not shift the labels of the others
+            classes = find_classes(split["train"])
+            train_ds = data.ImageFolder(split["train"], size=size, classes=classes) if train else None
+            test_ds = data.ImageFolder(split.get("val") or split["test"], size=size, classes=classes)
         else:   # one folder: hold out val_fraction of each class (a fixed choice, independent of --seed)
             full = data.ImageFolder(root, size=size)
             rng = np.random.default_rng(0)
@@ -203,11 +184,16 @@ def load_datasets(cfg: dict, input_hw: tuple, train: bool = True):
                 test_idx.extend(rng.permutation(members)[:k])
             test_mask = np.zeros(len(full), dtype=bool)
             test_mask[np.asarray(test_idx, dtype=np.int64)] = True
-            train_ds = Subset(full, np.flatnonzero(~test_mask)) if train else None
-            test_ds = Subset(full, np.flatnonzero(test_mask))
+            train_ds = data.Subset(full, np.flatnonzero(~test_mask)) if train else None
+            test_ds = data.Subset(full, np.flatnonzero(test_mask))
     if train:
         train_ds = limit(train_ds, cfg["limit_train"])
     test_ds = limit(test_ds, cfg["limit_test"])
+    for ds, what in ((train_ds, "training"), (test_ds, "test")):
+        if ds is not None and len(ds) == 0:
+            raise ValueError(f"{name} under {root or 'the default location'}: no {what} images "
+                             + ("(every class has a single image, so none is held out for testing; add images or "
+                                "give DIR/train and DIR/val)" if what == "test" and name == "folder" else ""))
     return train_ds, test_ds
 
 
@@ -227,7 +213,7 @@ def normalization(cfg: dict, train_ds) -> dict:
 
 
 def pca_basis(cfg: dict, train_ds) -> dict:
-    from minidl.data import transforms as T  # noqa: PLC0415
+    from minidl.data import batch_transforms as T  # noqa: PLC0415
     images = getattr(train_ds, "images", None)
     if cfg["dataset"] == "folder" or images is None:
         return {"eigval": T.IMAGENET_PCA["eigval"].tolist(), "eigvec": T.IMAGENET_PCA["eigvec"].tolist()}
@@ -257,7 +243,7 @@ def make_transforms(cfg: dict, image_hw: tuple, input_shape: tuple, ten_crop: bo
 
     With ``ten_crop`` the test transform stops before the final crop (the caller crops ten times).
     """
-    from minidl.data import transforms as T  # noqa: PLC0415
+    from minidl.data import batch_transforms as T  # noqa: PLC0415
 
     c, h, w = input_shape
     norm = T.Normalize(cfg["normalize"]["mean"], cfg["normalize"]["std"])

@@ -50,3 +50,5 @@ __all__ = [
 # `bool` here shadows the builtin for the rest of this file
 float16, int32, int64, long, uint8, bool = _np.float16, _np.int32, _np.int64, _np.int64, _np.uint8, _np.bool_  # noqa: A001
 float, double, half, int = _np.float32, _np.float64, _np.float16, _np.int32  # noqa: A001
+
+from . import utils  # noqa: E402,F401  (minidl.utils.data, as torch.utils.data)

@@ -205,7 +205,10 @@ def test_fashion_mnist_search_order(tmp_path, monkeypatch):
     monkeypatch.setattr(fashion_mnist, "SYSTEM_DIR", tmp_path / "system")
     assert len(D.FashionMNIST(tmp_path / "root", download=False, verify=False)) == 5
     assert len(D.FashionMNIST(download=False, verify=False)) == 3
-    assert len(D.FashionMNIST(tmp_path / "empty", download=False, verify=False)) == 3
+    (tmp_path / "empty").mkdir()
+    for given in ("empty", "missing"):      # a root given is that directory or an error, never the system copy
+        with pytest.raises(DatasetNotFoundError, match=given):
+            D.FashionMNIST(tmp_path / given, download=False, verify=False)
     monkeypatch.setattr(fashion_mnist, "SYSTEM_DIR", tmp_path / "absent")
     assert len(D.FashionMNIST(download=False, verify=False)) == 4
 
@@ -216,10 +219,17 @@ def test_fashion_mnist_missing_data_lists_every_place(tmp_path, monkeypatch):
         with pytest.raises(DatasetNotFoundError) as e:
             D.FashionMNIST(tmp_path / "myroot", download=download)
         msg = str(e.value)
-        for place in (tmp_path / "myroot", tmp_path / "no-system-dir", tmp_path / "cache" / "fashion-mnist"):
+        for place in (tmp_path / "myroot", tmp_path / "myroot" / "FashionMNIST" / "raw"):
             assert str(place) in msg
+        looked = msg.split("To get the data")[0]
+        for place in (tmp_path / "no-system-dir", tmp_path / "cache" / "fashion-mnist"):   # root given: only there
+            assert str(place) not in looked
         assert "apt-get install dataset-fashion-mnist" in msg and "--data-dir" in msg
         assert ("download into" in msg) == download
+    with pytest.raises(DatasetNotFoundError) as e:
+        D.FashionMNIST(download=False)
+    for place in (tmp_path / "no-system-dir", tmp_path / "cache" / "fashion-mnist"):
+        assert str(place) in str(e.value)
 
 
 def test_fashion_mnist_downloads_into_cache(tmp_path, monkeypatch):
@@ -333,8 +343,9 @@ def test_cifar_missing_lists_places(tmp_path, monkeypatch):
     with pytest.raises(DatasetNotFoundError) as e:
         D.CIFAR10(tmp_path / "r", train=False)
     msg = str(e.value)
-    for place in (tmp_path / "r", tmp_path / "r" / "cifar-10-batches-bin", tmp_path / "cache" / "cifar-10"):
+    for place in (tmp_path / "r", tmp_path / "r" / "cifar-10-batches-bin"):
         assert str(place) in msg
+    assert str(tmp_path / "cache" / "cifar-10") not in msg      # a root given is the only place looked in
     assert "download of" in msg and "root=" in msg
 
 
@@ -416,7 +427,7 @@ def test_image_folder_bad_input(tmp_path):
 def test_image_folder_through_the_loader(tmp_path):
     _folder(tmp_path, sizes=((5, 7), (9, 4), (6, 6)))
     ds = D.ImageFolder(tmp_path, size=6)
-    batches = list(D.DataLoader(ds, batch_size=2, shuffle=True, prefetch=1).epoch(0))
+    batches = [(x.numpy(), y.numpy()) for x, y in D.DataLoader(ds, batch_size=2, shuffle=True, prefetch=1).epoch(0)]
     assert [x.shape for x, _ in batches] == [(2, 3, 6, 6), (1, 3, 6, 6)]
     assert sorted(np.concatenate([y for _, y in batches]).tolist()) == [0, 0, 1]
     x0, y0 = batches[0]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import minidl as md
-from minidl.data import DataLoader, transforms as T
+from minidl.data import DataLoader, batch_transforms as T
 
 
 class ArrayDataset:
@@ -39,7 +39,11 @@ AUG = T.Compose([T.RandomCrop(4, padding=1), T.RandomHorizontalFlip(), T.PCALigh
 
 
 def collect(it):
-    return [(x.copy(), y.copy()) for x, y in it]
+    batches = []
+    for x, y in it:
+        assert isinstance(x, md.Tensor) and isinstance(y, md.Tensor)
+        batches.append((x.numpy(), y.numpy()))
+    return batches
 
 
 def assert_same(a, b):
@@ -105,7 +109,7 @@ def test_start_batch_is_the_tail(prefetch):
     full = collect(loader.epoch(2))
     for k in (0, 1, 4, len(loader)):
         assert_same(collect(loader.epoch(2, start_batch=k)), full[k:])
-    assert_same([loader.batch(2, 3)], full[3:4])
+    assert_same(collect([loader.batch(2, 3)]), full[3:4])
 
 
 def test_iter_runs_successive_epochs():
@@ -119,8 +123,9 @@ def test_iter_runs_successive_epochs():
 
 def test_dataset_with_getitem_only_and_image_folder_like():
     ds = ItemDataset()
-    batches = collect(DataLoader(ds, batch_size=10).epoch(0))
+    batches = [(x.numpy(), y.numpy()) for x, y in DataLoader(ds, batch_size=10).epoch(0)]
     np.testing.assert_array_equal(np.concatenate([y for _, y in batches]), ds.labels)
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in batches]), ds._x)   # stacked, not scaled
 
     class Lazy(ArrayDataset):
         def load_batch(self, idx):

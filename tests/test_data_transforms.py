@@ -1,10 +1,10 @@
-"""minidl.data.transforms against direct per-image / per-pixel NumPy references (and torch for Resize)."""
+"""minidl.data.batch_transforms against direct per-image / per-pixel NumPy references (and torch for Resize)."""
 import numpy as np
 import pytest
 import torch
 
 import minidl as md
-from minidl.data import transforms as T
+from minidl.data import batch_transforms as T
 
 
 def batch(shape=(4, 3, 9, 11), dtype=np.float32, seed=0):

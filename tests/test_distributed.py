@@ -55,6 +55,9 @@ class Items:
     def __len__(self):
         return self.n
 
+    def __getitem__(self, i):
+        return i
+
 
 @pytest.mark.parametrize("n,replicas,drop_last", [(10, 3, False), (10, 3, True), (2, 5, False), (12, 4, False)])
 def test_sampler_matches_torch_without_shuffle(n, replicas, drop_last):

@@ -39,7 +39,7 @@ def evaluate_checkpoint(path: str, *, ten_crop: bool = False, data_dir=None, lim
     import minidl as md  # noqa: PLC0415
     from minidl import backend  # noqa: PLC0415
     from minidl.data import DataLoader  # noqa: PLC0415
-    from minidl.data import transforms as T  # noqa: PLC0415
+    from minidl.data import batch_transforms as T  # noqa: PLC0415
 
     import alexnet  # noqa: PLC0415
     from minidl.train import checkpoint as ckpt_io  # noqa: PLC0415

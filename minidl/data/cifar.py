@@ -6,10 +6,12 @@ Each batch is a run of 3073-byte records: 1 label byte (0..9), then the 32x32 im
 1024 red, 1024 green and 1024 blue bytes, each plane row-major - so a record's last 3072
 bytes reshape directly to (3, 32, 32), the (C, H, W) layout used here.
 
-``CIFAR10(root=None, train=True, download=True)`` looks for those files in ``root``
-(or ``root/cifar-10-batches-bin``), then in the cache directory (``$MINIDL_DATA/cifar-10``
-or ``~/.cache/minidl/cifar-10``), and otherwise downloads ``cifar-10-binary.tar.gz`` from the
-authors' page into the cache, checks its published MD5, extracts the seven expected members
+``CIFAR10(root=None, train=True, transform=None, target_transform=None, download=True)``
+(``ds[i]`` and the transforms as FashionMNIST, see base.py) looks for those files in
+``root/cifar-10-batches-bin`` and ``root`` when ``root`` is given (and nowhere else: a root
+without them is an error), else in the cache directory (``$MINIDL_DATA/cifar-10`` or
+``~/.cache/minidl/cifar-10``); otherwise it downloads ``cifar-10-binary.tar.gz`` from the
+authors' page (into ``root`` when given, else the cache), checks its published MD5, extracts the seven expected members
 (regular files only, names fixed in advance: no path traversal) and deletes the archive.
 The extracted batches are checked for their size (a whole number of records) and labels.
 """
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .base import ImageDataset
 from .download import ChecksumError, DatasetNotFoundError, cache_dir, download as _download, extract_tar
 
 __all__ = ["CIFAR10", "read_cifar_batch"]
@@ -51,13 +54,15 @@ def read_cifar_batch(path) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(records[:, 1:]).reshape(-1, 3, 32, 32), labels
 
 
-class CIFAR10:
+class CIFAR10(ImageDataset):
     """One split of CIFAR-10 in memory: ``.images`` uint8 (N, 3, 32, 32), ``.targets`` int64 (N,), ``.classes``."""
 
-    def __init__(self, root=None, train: bool = True, download: bool = True):
+    def __init__(self, root=None, train: bool = True, transform=None, target_transform=None, download: bool = True):
         self.train = bool(train)
+        self._set_transforms(transform, target_transform)
         files = TRAIN_FILES if self.train else TEST_FILES
-        places = ([Path(root) / DIRNAME, Path(root)] if root is not None else []) + [cache_dir(NAME) / DIRNAME]
+        target = Path(root) if root is not None else cache_dir(NAME)
+        places = [Path(root) / DIRNAME, Path(root)] if root is not None else [cache_dir(NAME) / DIRNAME]
         looked, directory = [], None
         for place in places:
             missing = [f for f in files if not (place / f).is_file()]
@@ -67,11 +72,11 @@ class CIFAR10:
             looked.append(f"{place} ({'missing directory' if not place.is_dir() else 'lacks ' + ', '.join(missing)})")
         if directory is None and download:
             try:
-                directory = self._download()
+                directory = self._download(target)
             except ChecksumError:
                 raise
             except (OSError, ValueError) as e:
-                looked.append(f"download of {URL} into {cache_dir(NAME)} failed: {e}")
+                looked.append(f"download of {URL} into {target} failed: {e}")
         if directory is None:
             raise DatasetNotFoundError(
                 f"CIFAR10: cannot find the {'training' if self.train else 'test'} batches ({', '.join(files)}). "
@@ -88,19 +93,12 @@ class CIFAR10:
         self.classes = names if len(names) == len(CLASSES) else list(CLASSES)
 
     @staticmethod
-    def _download() -> Path:
-        target = cache_dir(NAME)
+    def _download(target) -> Path:
         archive = _download(URL, target / ARCHIVE, md5=MD5)
         members = [f"{DIRNAME}/{f}" for f in TRAIN_FILES + TEST_FILES + [META]]
         extract_tar(archive, target, wanted=members)
         archive.unlink()
         return target / DIRNAME
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def __getitem__(self, i):
-        return self.images[i], int(self.targets[i])
 
     def __repr__(self) -> str:
         return f"CIFAR10({'train' if self.train else 'test'}, {len(self)} images from {self.root})"

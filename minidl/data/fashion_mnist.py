@@ -1,16 +1,21 @@
 """Fashion-MNIST (Xiao, Rasul & Vollgraf 2017): 70,000 grey 28x28 images of 10 kinds of clothing.
 
-``FashionMNIST(root=None, train=True, download=True)`` holds one split in memory:
-``.images`` uint8 (N, 1, 28, 28), ``.targets`` int64 (N,), ``.classes`` (10 names).
+``FashionMNIST(root=None, train=True, transform=None, target_transform=None, download=True)``
+holds one split in memory: ``.images`` uint8 (N, 1, 28, 28), ``.targets`` int64 (N,),
+``.classes`` (10 names). ``ds[i]`` is ``(uint8 (1, 28, 28), int)``; with ``transform`` set it is
+``(transform(PIL image, mode "L"), target_transform(int))`` as in torchvision, and the DataLoader
+then takes the per-sample path.
 
-Where it looks, in order (a directory counts when it holds both IDX files of the split,
-gzipped or not):
+Where it looks (a directory counts when it holds both IDX files of the split, gzipped or not):
 
-1. ``root``, when given;
-2. ``/usr/share/datasets/fashion-mnist`` (Debian/Ubuntu: ``apt-get install dataset-fashion-mnist``);
-3. the cache directory ``$MINIDL_DATA/fashion-mnist`` or ``~/.cache/minidl/fashion-mnist``;
-4. with ``download=True``: the Zalando Research URLs, into the cache directory, each ``.gz``
-   checked against its published MD5 before it is kept.
+- ``root`` given: ``root``, ``root/FashionMNIST/raw`` (torchvision's layout) and ``root/fashion-mnist``,
+  nowhere else; with ``download=True`` it downloads into ``root/FashionMNIST/raw``. A root that
+  lacks the files is an error, never a silent fall-back to another copy.
+- no ``root``: ``/usr/share/datasets/fashion-mnist`` (Debian/Ubuntu: ``apt-get install
+  dataset-fashion-mnist``), then the cache directory ``$MINIDL_DATA/fashion-mnist`` or
+  ``~/.cache/minidl/fashion-mnist``, then (``download=True``) the Zalando Research URLs into the cache.
+
+Downloads are checked against each ``.gz`` file's published MD5 before they are kept.
 
 Checksums. Every file read is checked against the published MD5 of its *decompressed*
 content (``RAW_MD5``), whatever its compression: the Debian package ships the files
@@ -25,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .base import ImageDataset
 from .download import ChecksumError, DatasetNotFoundError, cache_dir, download as _download
 from .idx import IDXError, parse_idx, read_idx_bytes
 
@@ -83,15 +89,21 @@ def read_verified(path, stem: str, verify: bool = True) -> np.ndarray:
     return array
 
 
-class FashionMNIST:
+class FashionMNIST(ImageDataset):
     """One split of Fashion-MNIST in memory (see the module docstring for where the files come from)."""
 
     classes = CLASSES
 
-    def __init__(self, root=None, train: bool = True, download: bool = True, verify: bool = True):
+    def __init__(self, root=None, train: bool = True, transform=None, target_transform=None, download: bool = True,
+                 verify: bool = True):
         self.train = bool(train)
+        self._set_transforms(transform, target_transform)
         stems = split_files(self.train)
-        places = ([Path(root)] if root is not None else []) + [SYSTEM_DIR, cache_dir(NAME)]
+        if root is not None:
+            root = Path(root)
+            places, target = [root, root / "FashionMNIST" / "raw", root / NAME], root / "FashionMNIST" / "raw"
+        else:
+            places, target = [SYSTEM_DIR, cache_dir(NAME)], cache_dir(NAME)
         looked = []
         paths = None
         for place in places:
@@ -102,17 +114,19 @@ class FashionMNIST:
             lacking = ", ".join(s + "[.gz]" for s, f in zip(stems, found) if f is None)
             looked.append(f"{place} ({'lacks ' + lacking if place.is_dir() else 'missing directory'})")
         if paths is None and download:
-            paths, errors = self._download(stems)
+            paths, errors = self._download(stems, target)
             if paths is None:
-                looked.append(f"download into {cache_dir(NAME)} failed: " + "; ".join(errors))
+                looked.append(f"download into {target} failed: " + "; ".join(errors))
         if paths is None:
             raise DatasetNotFoundError(
                 f"FashionMNIST: cannot find the {'training' if self.train else 'test'} files "
                 f"{stems[0]}[.gz] and {stems[1]}[.gz]. Looked in:\n  - " + "\n  - ".join(looked)
                 + ("" if download else "\n  (download=False: not downloaded)")
                 + "\nTo get the data: `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu, puts them in "
-                f"{SYSTEM_DIR}), or download the four files from {MIRRORS[0]} into a directory and pass it "
-                "as root= (--data-dir on the command line), or run with network access and download=True.")
+                f"{SYSTEM_DIR}, found when no root is given), or put the files {stems[0]}[.gz] and {stems[1]}[.gz] "
+                f"from {MIRRORS[0]} into "
+                + (f"{root}" if root is not None else "a directory and pass it as root=")
+                + " (--data-dir on the command line), or run with network access and download=True.")
         self.root = paths[0].parent
         images = read_verified(paths[0], stems[0], verify)
         labels = read_verified(paths[1], stems[1], verify)
@@ -128,8 +142,7 @@ class FashionMNIST:
         self.targets = labels.astype(np.int64)
 
     @staticmethod
-    def _download(stems):
-        target = cache_dir(NAME)
+    def _download(stems, target):
         errors, paths = [], []
         for stem in stems:
             for mirror in MIRRORS:
@@ -143,12 +156,6 @@ class FashionMNIST:
             else:
                 return None, errors
         return paths, errors
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def __getitem__(self, i):
-        return self.images[i], int(self.targets[i])
 
     def __repr__(self) -> str:
         return f"FashionMNIST({'train' if self.train else 'test'}, {len(self)} images from {self.root})"

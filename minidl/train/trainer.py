@@ -177,6 +177,11 @@ def topk_correct(scores: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     return (top == labels[:, None]).any(axis=1)
 
 
+def _host(a):
+    """A loader's batch element as a host NumPy array (Tensors and NumPy arrays alike)."""
+    return backend.asnumpy(a.data) if isinstance(a, md.Tensor) else a
+
+
 def _log_softmax(scores: np.ndarray) -> np.ndarray:
     s = scores.astype(np.float64)
     s = s - s.max(axis=1, keepdims=True)
@@ -209,6 +214,7 @@ def evaluate(model, loader, num_classes: int, *, device: str = "cpu", predict=No
             for x, y in iterator:
                 if interrupt is not None and interrupt.requested:
                     raise KeyboardInterrupt
+                x, y = _host(x), _host(y)      # the loader yields Tensors
                 if predict is not None:
                     logp = np.asarray(predict(x), dtype=np.float64)
                 else:
@@ -225,7 +231,10 @@ def evaluate(model, loader, num_classes: int, *, device: str = "cpu", predict=No
         if hasattr(iterator, "close"):
             iterator.close()
         model.train(was_training)
-    n = max(count, 1)
+    if count == 0:
+        raise ValueError(f"evaluate: no {desc} images (the loader yielded no samples); an accuracy over none "
+                         "would mean nothing")
+    n = count
     return EvalResult(top1=float(np.trace(confusion)) / n, top5=top5 / n, loss=loss_sum / n,
                       confusion=confusion, count=count, seconds=time.perf_counter() - start)
 
@@ -590,6 +599,7 @@ class Trainer:
                 self.schedule.before_step(max((epoch * n_steps + step) / total_steps, time_fraction))
                 if self.monitor is not None:
                     self.monitor.begin_step(epoch * n_steps + step)
+                x, y = _host(x), _host(y)      # the loader yields Tensors
                 xb = md.Tensor(backend.to_device(x, self.device))
                 logits = self.model(xb)
                 loss = F.cross_entropy(logits, y)
