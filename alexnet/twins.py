@@ -50,6 +50,6 @@ def torch_twin(model):
             return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
     twin = Twin()
-    twin.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
+    twin.load_state_dict({k: torch.from_numpy(v.numpy()) for k, v in model.state_dict().items()})
     return twin
 

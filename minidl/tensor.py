@@ -106,6 +106,11 @@ class Tensor:
         """A host NumPy copy of the data."""
         return np.array(backend.asnumpy(self.data), copy=True)
 
+    def __array__(self, dtype=None, copy=None):
+        """np.asarray(tensor), as torch: the host data (a copy for a GPU tensor)."""
+        host = backend.asnumpy(self.data)
+        return host.astype(dtype, copy=bool(copy)) if dtype is not None else (host.copy() if copy else host)
+
     def item(self):
         if self.numel() != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")

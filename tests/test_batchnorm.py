@@ -92,7 +92,7 @@ def test_layer_matches_torch(layer, shape, momentum):
     rng = np.random.default_rng(0)
     ours.weight.data[...] = rng.standard_normal(3)
     ours.bias.data[...] = rng.standard_normal(3)
-    theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+    theirs.load_state_dict({k: torch.tensor(v.numpy()) for k, v in ours.state_dict().items()})
     for step in range(3):
         x = (rng.standard_normal(shape) * 3 + step).astype(np.float32)
         xm, xt = md.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)

@@ -150,7 +150,9 @@ def test_no_test_images_is_an_error_in_trainer_and_evaluate(tmp_path):
     from minidl.data import DataLoader
     from minidl.train.trainer import evaluate
     from test_train import TinyDataset, make_trainer, tiny_model
-    empty = DataLoader(TinyDataset(0), batch_size=4)
+    with pytest.raises(ValueError, match="is empty: 0 samples"):   # minidl's loader refuses it at once
+        DataLoader(TinyDataset(0), batch_size=4)
+    empty = []                                                     # any other iterable of no batches
     with pytest.raises(ValueError, match="no test images"):
         evaluate(tiny_model(), empty, 3)
     trainer = make_trainer(tmp_path, epochs=1)

@@ -228,7 +228,7 @@ def run_parity(name, train=False, **options):
     y = rng.integers(0, num_classes, size=2)
 
     # float32, as the networks train
-    state = {k: v.copy() for k, v in model.state_dict().items()} if train else None
+    state = {k: v.numpy() for k, v in model.state_dict().items()} if train else None
     logits, tlogits, loss, tloss = forward_backward(model, twin, x, y)
     assert logits.dtype == np.float32
     assert_scaled_close(logits, tlogits, RTOL, f"{name}: float32 logits")

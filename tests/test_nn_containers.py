@@ -159,7 +159,7 @@ def _net():
 
 def test_load_state_dict_is_atomic():
     net = _net()
-    before = {k: v.copy() for k, v in net.state_dict().items()}
+    before = {k: v.numpy() for k, v in net.state_dict().items()}
     bad = {k: v + 1 for k, v in before.items()}
     last = list(bad)[-1]
     bad[last] = np.zeros((7,))           # the LAST entry has the wrong shape
@@ -175,7 +175,7 @@ def test_load_state_dict_returns_torch_named_tuple():
     del state["2.bias"]
     state["extra"] = np.zeros(1)
     ours = net.load_state_dict(state, strict=False)
-    tstate = {k: torch.tensor(v) for k, v in state.items()}
+    tstate = {k: torch.tensor(np.asarray(v)) for k, v in state.items()}
     theirs = tnet.load_state_dict(tstate, strict=False)
     assert ours.missing_keys == theirs.missing_keys == ["2.bias"]
     assert ours.unexpected_keys == theirs.unexpected_keys == ["extra"]

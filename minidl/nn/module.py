@@ -171,11 +171,12 @@ class Module:
         return self
 
     # ------------------------------------------------------------ state
-    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
-        """Host NumPy copies of every parameter and buffer, under PyTorch's dotted names."""
-        state = OrderedDict((name, p.numpy()) for name, p in self.named_parameters())
+    def state_dict(self) -> "OrderedDict[str, Tensor]":
+        """Every parameter and buffer as a detached Tensor holding a host copy, under PyTorch's
+        dotted names (``.numpy()``, ``np.asarray`` and ``md.save`` take them as they are)."""
+        state = OrderedDict((name, Tensor(p.numpy())) for name, p in self.named_parameters())
         for name, b in self.named_buffers():
-            state[name] = np.array(backend.asnumpy(b), copy=True)
+            state[name] = Tensor(np.array(backend.asnumpy(b), copy=True))
         return state
 
     def load_state_dict(self, state_dict, strict: bool = True):
