@@ -143,7 +143,7 @@ def conv2d_forward_reference(x, w, b=None, padding=(0, 0), groups=1, m=2):
     at, g, bt = (mat.astype(x.dtype) for mat in matrices(m, r))
     alpha, (ph, pw), cg, og = m + r - 1, padding, c // groups, o // groups
     xpad = _pad_to(x, ph, pw, (th - 1) * m + alpha, (tw - 1) * m + alpha)
-    u = np.einsum("ai,ocij,bj->ocab", g, w, g)                       # G g G^T per (o, c)
+    u = g @ w @ g.T                                                  # G g G^T per (o, c)
     y = np.zeros((n, o, th * m, tw * m), x.dtype)
     for ni in range(n):
         for gi in range(groups):
@@ -298,8 +298,8 @@ def _untile_xp(mbuf, at, th, tw, bias, y):
     xp = backend.get_array_module(mbuf)
     m, alpha = at.shape
     n_n, o_n, oh, ow = y.shape
-    m6 = mbuf.reshape(alpha, alpha, o_n, n_n, th, tw)
-    full = xp.einsum("ia,jb,abontu->notiuj", at, at, m6).reshape(n_n, o_n, th * m, tw * m)
+    m6 = mbuf.reshape(alpha, alpha, o_n, n_n, th, tw).transpose(3, 2, 4, 5, 0, 1)   # (n, o, ty, tx, a, b)
+    full = (at @ m6 @ at.T).transpose(0, 1, 2, 4, 3, 5).reshape(n_n, o_n, th * m, tw * m)
     y[...] = full[:, :, :oh, :ow]
     if bias is not None:
         y += bias.reshape(1, o_n, 1, 1)
@@ -312,7 +312,7 @@ def _forward(x, w, b, padding, groups, m, tiles, untile):
     n, c, o, r, oh, ow, th, tw = _geometry(x.shape, w.shape, padding, m)
     at, g, bt = (xp.asarray(mat, dtype=x.dtype) for mat in matrices(m, r))
     alpha2, cg, og, tpi = (m + r - 1) ** 2, c // groups, o // groups, th * tw
-    u = xp.einsum("ai,ocij,bj->aboc", g, w, g).reshape(alpha2, groups, og, cg)   # filter transform
+    u = (g @ w @ g.T).transpose(2, 3, 0, 1).reshape(alpha2, groups, og, cg)      # filter transform
     y = memory.empty_on(xp, (n, o, oh, ow), x.dtype)
     nb = _conv._chunk_size(n, alpha2 * (c + o) * tpi * x.itemsize)
     scratch = _conv._scratch(xp, x.dtype, alpha2 * (c + o) * tpi * nb)
@@ -345,8 +345,8 @@ def _weight_grad(x, dy, w_shape, padding, groups, m, tiles):
                   scratch[alpha2 * c * t:alpha2 * (c + o) * t].reshape(alpha2, o, t))
         # (Cg, T) @ (T, Og): the long summed dimension T last in both operands' memory, as im2col's dw
         mw += xp.matmul(v.reshape(alpha2, groups, cg, t), d.reshape(alpha2, groups, og, t).transpose(0, 1, 3, 2))
-    mw = mw.reshape(alpha, alpha, groups, cg, og)
-    return xp.ascontiguousarray(xp.einsum("ia,jb,abgco->gocij", at, at, mw).reshape(o, cg, r, r))
+    mw = mw.reshape(alpha, alpha, groups, cg, og).transpose(2, 4, 3, 0, 1)        # (g, o', c, a, b)
+    return xp.ascontiguousarray((at @ mw @ at.T).reshape(o, cg, r, r))
 
 
 def conv2d_forward_numba(x, w, b=None, padding=(0, 0), groups=1, m=2):
