@@ -213,6 +213,7 @@ def forced_where_applicable(request, monkeypatch):
     return name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["mini", "cifar", "paper"])
 def test_model_parity_with_each_algorithm(variant, forced_where_applicable):
     from tests.test_models import run_parity
