@@ -30,9 +30,12 @@ weight_grad = "same"
 # Kernel sizes for which "winograd" and "auto" use Winograd, and the tiles they may take
 # (F(4x4, 5x5) exists, forced as "winograd-4x4", but its points 1/2 and -1/2 cost accuracy).
 WINOGRAD_TILES = {3: (2, 4), 5: (2,)}
-# Cost of one estimated multiply of each algorithm relative to im2col's (1.0 = count FLOPs only;
-# raise an entry after measuring that its GEMMs or transforms run slower per multiply).
-RELATIVE_COST = {"im2col": 1.0, "winograd-2x2": 1.0, "winograd-4x4": 1.0, "fft": 1.0}
+# Cost of one estimated multiply of each algorithm relative to im2col's.  Provisional, from one
+# rough timing on a loaded 2-core machine: Winograd's many small GEMMs and gathers ran at roughly
+# 2/3 of im2col's rate per multiply, FFT (single-threaded numpy.fft, complex data, transposed
+# copies) 2-4x slower than im2col on every AlexNet and mini layer despite fewer multiplies.
+# Retune from benchmarks/conv_algorithms.py on a quiet machine.
+RELATIVE_COST = {"im2col": 1.0, "winograd-2x2": 1.5, "winograd-4x4": 1.5, "fft": 4.0}
 MARGIN = 0.1      # a later algorithm in ALGORITHMS must be this much cheaper to be chosen
 MIN_CHANNELS = 16  # below this many input channels per group the transforms outweigh the GEMMs
 
@@ -68,7 +71,9 @@ def multiplies(name, x_shape, w_shape, stride, padding, groups):
         a = m + kh - 1
         tiles = n * math.ceil(oh / m) * math.ceil(ow / m)
         gemm = a * a * tiles * o * cg
-        transforms = tiles * (c * 2 * a ** 3 + o * (m * a * a + m * m * a)) + o * cg * (a * kh * kh + a * a * kh)
+        # as kernels/winograd.py computes them: one GEMM with kron(B^T, B^T) (a^2 x a^2) per patch
+        # and channel, kron(A^T, A^T) (m^2 x a^2) per tile and output channel, kron(G, G) per filter
+        transforms = tiles * (c * a ** 4 + o * m * m * a * a) + o * cg * a * a * kh * kh
         return gemm + transforms
     if name == "fft":
         from ..kernels.fft_conv import fft_size  # noqa: PLC0415

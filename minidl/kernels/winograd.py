@@ -39,13 +39,18 @@ Versions
 --------
 ``conv2d_forward_reference`` / ``conv2d_weight_grad_reference``: plain NumPy, one tile at a time,
 written with the matrices as in the paper; the ground truth of the tests.
-``conv2d_forward_numba`` / ``conv2d_weight_grad_numba``: Numba transforms (parallel over images and
-channels) around np.matmul's batched GEMMs (the CPU default).
-``conv2d_forward_xp`` / ``conv2d_weight_grad_xp``: array-generic transforms (NumPy or CuPy).
+``conv2d_forward_numba`` / ``conv2d_weight_grad_numba``: the CPU default.  Each 2-D transform
+L D L^T is the Kronecker product (L (x) L) vec(D), so a Numba gather (parallel over images and
+channels) lays the patches out as a (q*q, C, T) matrix and ONE BLAS GEMM with the small matrix
+kron(L, L) transforms them all; a Numba scatter puts the output tiles back (cropped, bias added).
+(Per-tile transform loops, tried first, were several times slower: tiny dot products.)
+``conv2d_forward_xp`` / ``conv2d_weight_grad_xp``: the same with array-generic gather/scatter (strided
+slices), for NumPy or CuPy arrays.
 ``conv2d_forward`` / ``conv2d_backward``: dispatchers (by device; the reference when forced).
 
-Workspace: the batch is processed in chunks whose V and M buffers (alpha^2 (C + O) T elements)
-stay under kernels/conv.py's cap (``set_workspace_limit``), reusing its scratch buffer.
+Workspace: the batch is processed in chunks whose buffers (gathered patches and V, alpha^2 C T
+each; M, alpha^2 O T; output tiles, m^2 O T) stay under kernels/conv.py's cap
+(``set_workspace_limit``), in its reused scratch buffer.
 """
 from __future__ import annotations
 
@@ -187,119 +192,80 @@ def _pad_to(x, ph, pw, hh, ww):
     return out
 
 
-# ======================================================================= transforms: Numba (CPU)
+# ======================================================================= gather / scatter: Numba (CPU)
+# The 2-D transforms are Kronecker products: vec(L D L^T) = (L (x) L) vec(D).  So each transform
+# is a gather of the patches into a (q*q, C, T) matrix followed by ONE GEMM with the small
+# (alpha^2 x q^2) matrix kron(L, L); BLAS does that far faster than per-tile loops would.
 @njit(parallel=True, cache=True)
-def _tiles_nb(x, lmat, step, oh0, ow0, th, tw, out):
-    """out[a*alpha + b, c, (n*th + ty)*tw + tx] = sum_ij L[a, i] L[b, j] xz[n, c, ty*step + i - oh0, tx*step + j - ow0]
+def _gather_nb(x, q, step, oh0, ow0, th, tw, out):
+    """out[i*q + j, c, (n*th + ty)*tw + tx] = xz[n, c, ty*step + i - oh0, tx*step + j - ow0]
 
-    x (N, C, H, W); xz is x with zeros outside; L (alpha, q) (BT for input patches, q = alpha;
-    G' for dy tiles, q = m); out (alpha^2, C, N*th*tw)."""
+    x (N, C, H, W); xz is x with zeros outside it; out (q*q, C, N*th*tw)."""
     n_n, c_n, h, w = x.shape
-    alpha, q = lmat.shape
     for task in prange(n_n * c_n):
         n = task // c_n
         c = task % c_n
-        d = np.empty((q, q), x.dtype)
-        t1 = np.empty((alpha, q), x.dtype)
-        for ty in range(th):
-            for tx in range(tw):
-                for i in range(q):  # gather the patch, zero outside x
+        for i in range(q):
+            for j in range(q):
+                dst = out[i * q + j, c]
+                for ty in range(th):
                     hh = ty * step + i - oh0
-                    for j in range(q):
+                    base = (n * th + ty) * tw
+                    for tx in range(tw):
                         ww = tx * step + j - ow0
-                        d[i, j] = x[n, c, hh, ww] if 0 <= hh < h and 0 <= ww < w else 0.0
-                for a in range(alpha):  # t1 = L d
-                    for j in range(q):
-                        s = 0.0
-                        for i in range(q):
-                            s += lmat[a, i] * d[i, j]
-                        t1[a, j] = s
-                t = (n * th + ty) * tw + tx
-                for a in range(alpha):  # out = t1 L^T
-                    for b in range(alpha):
-                        s = 0.0
-                        for j in range(q):
-                            s += t1[a, j] * lmat[b, j]
-                        out[a * alpha + b, c, t] = s
+                        dst[base + tx] = x[n, c, hh, ww] if 0 <= hh < h and 0 <= ww < w else 0.0
 
 
 @njit(parallel=True, cache=True)
-def _untile_nb(mbuf, at, th, tw, bias, has_bias, y):
-    """y[n, o, ty*m + i, tx*m + j] = sum_ab AT[i, a] M[a*alpha + b, o, t] AT[j, b] (+ bias[o]), cropped to y.
+def _scatter_nb(yt, m, th, tw, bias, has_bias, y):
+    """y[n, o, ty*m + i, tx*m + j] = yt[i*m + j, o, (n*th + ty)*tw + tx] (+ bias[o]), cropped to y.
 
-    mbuf (alpha^2, O, N*th*tw) with t = (n*th + ty)*tw + tx; AT (m, alpha); y (N, O, OH, OW)."""
+    yt (m*m, O, N*th*tw); y (N, O, OH, OW)."""
     n_n, o_n, oh, ow = y.shape
-    m, alpha = at.shape
     for task in prange(n_n * o_n):
         n = task // o_n
         o = task % o_n
         bo = bias[o] if has_bias else 0.0
-        t1 = np.empty((m, alpha), mbuf.dtype)
-        for ty in range(th):
-            for tx in range(tw):
-                t = (n * th + ty) * tw + tx
-                for i in range(m):  # t1 = AT M
-                    for b in range(alpha):
-                        s = 0.0
-                        for a in range(alpha):
-                            s += at[i, a] * mbuf[a * alpha + b, o, t]
-                        t1[i, b] = s
-                for i in range(m):  # y = t1 AT^T, only the part inside the output
-                    hh = ty * m + i
-                    if hh >= oh:
-                        break
-                    for j in range(m):
-                        ww = tx * m + j
-                        if ww >= ow:
-                            break
-                        s = bo
-                        for b in range(alpha):
-                            s += t1[i, b] * at[j, b]
-                        y[n, o, hh, ww] = s
+        for hh in range(oh):
+            ty, i = hh // m, hh % m
+            for ww in range(ow):
+                y[n, o, hh, ww] = yt[i * m + ww % m, o, (n * th + ty) * tw + ww // m] + bo
 
 
-def _tiles_numba(x, lmat, step, off, th, tw, out):
-    _tiles_nb(np.ascontiguousarray(x), lmat, step, off[0], off[1], th, tw, out)
+def _gather_numba(x, q, step, off, th, tw, out):
+    _gather_nb(np.ascontiguousarray(x), q, step, off[0], off[1], th, tw, out)
     return out
 
 
-def _untile_numba(mbuf, at, th, tw, bias, y):
+def _scatter_numba(yt, m, th, tw, bias, y):
     has_bias = bias is not None
-    bias = np.ascontiguousarray(bias, mbuf.dtype) if has_bias else np.zeros(1, mbuf.dtype)
-    _untile_nb(mbuf, at, th, tw, bias, has_bias, y)
+    bias = np.ascontiguousarray(bias, yt.dtype) if has_bias else np.zeros(1, yt.dtype)
+    _scatter_nb(yt, m, th, tw, bias, has_bias, y)
     return y
 
 
-# ======================================================================= transforms: array-generic (NumPy / CuPy)
-def _tiles_xp(x, lmat, step, off, th, tw, out):
-    """As _tiles_nb for NumPy or CuPy arrays: one strided slice per patch offset (i, j), then L on both sides."""
+# ======================================================================= gather / scatter: array-generic (NumPy / CuPy)
+def _gather_xp(x, q, step, off, th, tw, out):
+    """As _gather_nb for NumPy or CuPy arrays: one strided slice copy per patch offset (i, j)."""
     xp = backend.get_array_module(x)
     n_n, c_n = x.shape[:2]
-    alpha, q = lmat.shape
     hh, ww = (th - 1) * step + q, (tw - 1) * step + q
-    xz = xp.zeros((n_n, c_n, hh, ww), x.dtype)                 # x at (off), zeros elsewhere
+    xz = xp.zeros((n_n, c_n, hh, ww), x.dtype)                 # x placed at (off), zeros elsewhere
     h0, w0 = max(0, -off[0]), max(0, -off[1])
     h1, w1 = min(x.shape[2], hh - off[0]), min(x.shape[3], ww - off[1])
     if h1 > h0 and w1 > w0:
         xz[:, :, h0 + off[0]:h1 + off[0], w0 + off[1]:w1 + off[1]] = x[:, :, h0:h1, w0:w1]
-    d = xp.empty((q, q, c_n, n_n, th, tw), x.dtype)
+    d = out.reshape(q, q, c_n, n_n, th, tw)
     for i in range(q):
         for j in range(q):  # d[i, j, c, n, ty, tx] = xz[n, c, ty*step + i, tx*step + j]
             d[i, j] = xz[:, :, i:i + step * (th - 1) + 1:step, j:j + step * (tw - 1) + 1:step].transpose(1, 0, 2, 3)
-    d = d.reshape(q, q, -1)
-    t1 = xp.matmul(lmat, d.reshape(q, -1)).reshape(alpha, q, -1)            # L d      (over i)
-    res = xp.matmul(lmat, t1.transpose(1, 0, 2).reshape(q, -1)).reshape(alpha, alpha, -1)  # (b, a, rest)
-    out.reshape(alpha, alpha, -1)[...] = res.transpose(1, 0, 2)
     return out
 
 
-def _untile_xp(mbuf, at, th, tw, bias, y):
-    """As _untile_nb for NumPy or CuPy arrays."""
-    xp = backend.get_array_module(mbuf)
-    m, alpha = at.shape
+def _scatter_xp(yt, m, th, tw, bias, y):
+    """As _scatter_nb for NumPy or CuPy arrays."""
     n_n, o_n, oh, ow = y.shape
-    m6 = mbuf.reshape(alpha, alpha, o_n, n_n, th, tw).transpose(3, 2, 4, 5, 0, 1)   # (n, o, ty, tx, a, b)
-    full = (at @ m6 @ at.T).transpose(0, 1, 2, 4, 3, 5).reshape(n_n, o_n, th * m, tw * m)
+    full = yt.reshape(m, m, o_n, n_n, th, tw).transpose(3, 2, 4, 0, 5, 1).reshape(n_n, o_n, th * m, tw * m)
     y[...] = full[:, :, :oh, :ow]
     if bias is not None:
         y += bias.reshape(1, o_n, 1, 1)
@@ -307,66 +273,90 @@ def _untile_xp(mbuf, at, th, tw, bias, y):
 
 
 # ======================================================================= the drivers (shared by numba and xp)
-def _forward(x, w, b, padding, groups, m, tiles, untile):
+def _kron(xp, mat, dtype):
+    return xp.asarray(np.kron(mat, mat), dtype=dtype)
+
+
+def _forward(x, w, b, padding, groups, m, gather, scatter):
     xp = backend.get_array_module(x)
     n, c, o, r, oh, ow, th, tw = _geometry(x.shape, w.shape, padding, m)
-    at, g, bt = (xp.asarray(mat, dtype=x.dtype) for mat in matrices(m, r))
+    at, g, bt = matrices(m, r)
     alpha2, cg, og, tpi = (m + r - 1) ** 2, c // groups, o // groups, th * tw
-    u = (g @ w @ g.T).transpose(2, 3, 0, 1).reshape(alpha2, groups, og, cg)      # filter transform
+    # filter transform, U[ab, o, c'] = (kron(G, G) vec(w[o, c']))[ab]: (alpha^2, G, Og, Cg)
+    u = (_kron(xp, g, x.dtype) @ w.reshape(o * cg, r * r).T).reshape(alpha2, groups, og, cg)
+    kbt, kat = _kron(xp, bt, x.dtype), _kron(xp, at, x.dtype)
     y = memory.empty_on(xp, (n, o, oh, ow), x.dtype)
-    nb = _conv._chunk_size(n, alpha2 * (c + o) * tpi * x.itemsize)
-    scratch = _conv._scratch(xp, x.dtype, alpha2 * (c + o) * tpi * nb)
+    per_image = (2 * alpha2 * c + alpha2 * o + m * m * o) * tpi          # D, V, M, Y tiles
+    nb = _conv._chunk_size(n, per_image * x.itemsize)
+    scratch = _conv._scratch(xp, x.dtype, per_image * nb)
     for n0 in range(0, n, nb):
         bsz = min(nb, n - n0)
         t = bsz * tpi
-        v = tiles(x[n0:n0 + bsz], bt, m, padding, th, tw, scratch[:alpha2 * c * t].reshape(alpha2, c, t))
-        mbuf = scratch[alpha2 * c * t:alpha2 * (c + o) * t].reshape(alpha2, groups, og, t)
-        xp.matmul(u, v.reshape(alpha2, groups, cg, t), out=mbuf)                 # the alpha^2 * G GEMMs
-        untile(mbuf.reshape(alpha2, o, t), at, th, tw, b, y[n0:n0 + bsz])
+        d, v, mbuf, yt = _split(scratch, ((alpha2, c * t), (alpha2, c * t), (alpha2, groups, og, t), (m * m, o * t)))
+        gather(x[n0:n0 + bsz], m + r - 1, m, padding, th, tw, d.reshape(alpha2, c, t))
+        xp.matmul(kbt, d, out=v)                                               # V = B^T d B, every patch
+        xp.matmul(u, v.reshape(alpha2, groups, cg, t), out=mbuf)              # the alpha^2 * G GEMMs
+        xp.matmul(kat, mbuf.reshape(alpha2, o * t), out=yt)                    # Y = A^T M A, every tile
+        scatter(yt.reshape(m * m, o, t), m, th, tw, b, y[n0:n0 + bsz])
     return y
 
 
-def _weight_grad(x, dy, w_shape, padding, groups, m, tiles):
+def _weight_grad(x, dy, w_shape, padding, groups, m, gather):
     xp = backend.get_array_module(x)
     n, c, o, r, oh, ow, th, tw = _geometry(x.shape, w_shape, padding, m)
     if tuple(dy.shape) != (n, o, oh, ow):
         raise ValueError(f"winograd weight gradient: dy has shape {tuple(dy.shape)}, expected {(n, o, oh, ow)}")
-    at, g, bt = (xp.asarray(mat, dtype=x.dtype) for mat in matrices(r, m))     # F(r, m)
+    at, g, bt = matrices(r, m)                                                 # F(r, m)
     alpha, cg, og, tpi = m + r - 1, c // groups, o // groups, th * tw
     alpha2 = alpha * alpha
+    kbt, kg = _kron(xp, bt, x.dtype), _kron(xp, g, x.dtype)
     mw = xp.zeros((alpha2, groups, cg, og), x.dtype)
-    nb = _conv._chunk_size(n, alpha2 * (c + o) * tpi * x.itemsize)
-    scratch = _conv._scratch(xp, x.dtype, alpha2 * (c + o) * tpi * nb)
+    per_image = (2 * alpha2 * c + m * m * o + alpha2 * o) * tpi               # d, V, dy tiles, their transform
+    nb = _conv._chunk_size(n, per_image * x.itemsize)
+    scratch = _conv._scratch(xp, x.dtype, per_image * nb)
     for n0 in range(0, n, nb):
         bsz = min(nb, n - n0)
         t = bsz * tpi
-        v = tiles(x[n0:n0 + bsz], bt, m, padding, th, tw, scratch[:alpha2 * c * t].reshape(alpha2, c, t))
-        d = tiles(dy[n0:n0 + bsz], g, m, (0, 0), th, tw,
-                  scratch[alpha2 * c * t:alpha2 * (c + o) * t].reshape(alpha2, o, t))
+        d, v, e, f = _split(scratch, ((alpha2, c * t), (alpha2, c * t), (m * m, o * t), (alpha2, o * t)))
+        gather(x[n0:n0 + bsz], alpha, m, padding, th, tw, d.reshape(alpha2, c, t))
+        xp.matmul(kbt, d, out=v)                                               # B'^T d B'
+        gather(dy[n0:n0 + bsz], m, m, (0, 0), th, tw, e.reshape(m * m, o, t))
+        xp.matmul(kg, e, out=f)                                                # G' dy_t G'^T
         # (Cg, T) @ (T, Og): the long summed dimension T last in both operands' memory, as im2col's dw
-        mw += xp.matmul(v.reshape(alpha2, groups, cg, t), d.reshape(alpha2, groups, og, t).transpose(0, 1, 3, 2))
-    mw = mw.reshape(alpha, alpha, groups, cg, og).transpose(2, 4, 3, 0, 1)        # (g, o', c, a, b)
-    return xp.ascontiguousarray((at @ mw @ at.T).reshape(o, cg, r, r))
+        mw += xp.matmul(v.reshape(alpha2, groups, cg, t), f.reshape(alpha2, groups, og, t).transpose(0, 1, 3, 2))
+    # dw[o, c'] = A'^T Mw A' for every (o, c'): kron(A', A') (r^2 x alpha^2) @ Mw
+    dw = _kron(xp, at, x.dtype) @ mw.transpose(0, 1, 3, 2).reshape(alpha2, o * cg)
+    return xp.ascontiguousarray(dw.T).reshape(o, cg, r, r)
+
+
+def _split(flat, shapes):
+    """Consecutive views of a flat scratch array with the given shapes."""
+    views, start = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape))
+        views.append(flat[start:start + size].reshape(shape))
+        start += size
+    return views
 
 
 def conv2d_forward_numba(x, w, b=None, padding=(0, 0), groups=1, m=2):
-    """As conv2d_forward_reference: Numba transforms around batched BLAS GEMMs."""
-    return _forward(x, w, b, padding, groups, m, _tiles_numba, _untile_numba)
+    """As conv2d_forward_reference: Numba gather and scatter around BLAS GEMMs."""
+    return _forward(x, w, b, padding, groups, m, _gather_numba, _scatter_numba)
 
 
 def conv2d_forward_xp(x, w, b=None, padding=(0, 0), groups=1, m=2):
     """As conv2d_forward_reference, for NumPy or CuPy arrays."""
-    return _forward(x, w, b, padding, groups, m, _tiles_xp, _untile_xp)
+    return _forward(x, w, b, padding, groups, m, _gather_xp, _scatter_xp)
 
 
 def conv2d_weight_grad_numba(x, dy, w_shape, padding=(0, 0), groups=1, m=2):
-    """As conv2d_weight_grad_reference: Numba transforms around batched BLAS GEMMs."""
-    return _weight_grad(x, dy, w_shape, padding, groups, m, _tiles_numba)
+    """As conv2d_weight_grad_reference: Numba gathers around BLAS GEMMs."""
+    return _weight_grad(x, dy, w_shape, padding, groups, m, _gather_numba)
 
 
 def conv2d_weight_grad_xp(x, dy, w_shape, padding=(0, 0), groups=1, m=2):
     """As conv2d_weight_grad_reference, for NumPy or CuPy arrays."""
-    return _weight_grad(x, dy, w_shape, padding, groups, m, _tiles_xp)
+    return _weight_grad(x, dy, w_shape, padding, groups, m, _gather_xp)
 
 
 # ======================================================================= dispatchers
