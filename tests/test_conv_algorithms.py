@@ -240,6 +240,9 @@ def test_forcing_an_inapplicable_algorithm_raises():
     settings.algorithm = "wingrad"
     with pytest.raises(ValueError, match=r"minidl.backends.conv.algorithm must be one of .* got 'wingrad'"):
         F.conv2d(x, w)
+    settings.algorithm, settings.weight_grad = "winograd", "fast"
+    with pytest.raises(ValueError, match=r"weight_grad must be 'same' or 'im2col', got 'fast'"):
+        F.conv2d(md.tensor(np.ones((1, 2, 5, 5))), md.tensor(np.ones((2, 2, 3, 3)), requires_grad=True)).sum().backward()
     with pytest.raises(ValueError, match=r"flags: algorithm must be one of"):
         with settings.flags(algorithm="direct"):
             pass
@@ -280,3 +283,11 @@ def test_chosen_reports_each_layer_and_benchmark_remembers_a_winner():
         winner = settings.algorithm_for((2, 32, 8, 8), (32, 32, 3, 3), 1, 1, 1, "float64", "cpu")
     assert winner in settings.ALGORITHMS and settings.chosen()[key] == winner
     assert _rel(y, y_auto) < 1e-9
+
+
+def test_setting_reachable_after_import_minidl():
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", "import minidl; print(minidl.backends.conv.algorithm)"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "auto"

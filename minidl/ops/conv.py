@@ -28,7 +28,9 @@ def conv2d_backward(name, x, w, g, stride, padding, groups, need_dx, need_dw, ne
     if name == "im2col":
         return kernels.conv2d_backward(x, w, g, stride, padding, groups, need_dx=need_dx, need_dw=need_dw,
                                        need_db=need_db)
-    wg = "im2col" if settings.weight_grad == "im2col" else "same"
+    wg = settings.weight_grad
+    if wg not in ("same", "im2col"):
+        raise ValueError(f"minidl.backends.conv.weight_grad must be 'same' or 'im2col', got {wg!r}")
     if name == "fft":
         return fft_conv.conv2d_backward(x, w, g, padding, groups, need_dx, need_dw, need_db, weight_grad=wg)
     return winograd.conv2d_backward(x, w, g, padding, groups, settings.TILE[name], need_dx, need_dw, need_db,
