@@ -30,12 +30,12 @@ weight_grad = "same"
 # Kernel sizes for which "winograd" and "auto" use Winograd, and the tiles they may take
 # (F(4x4, 5x5) exists, forced as "winograd-4x4", but its points 1/2 and -1/2 cost accuracy).
 WINOGRAD_TILES = {3: (2, 4), 5: (2,)}
-# Cost of one estimated multiply of each algorithm relative to im2col's.  Provisional, from one
-# rough timing on a loaded 2-core machine: Winograd's many small GEMMs and gathers ran at roughly
-# 2/3 of im2col's rate per multiply, FFT (single-threaded numpy.fft, complex data, transposed
-# copies) 2-4x slower than im2col on every AlexNet and mini layer despite fewer multiplies.
-# Retune from benchmarks/conv_algorithms.py on a quiet machine.
-RELATIVE_COST = {"im2col": 1.0, "winograd-2x2": 1.5, "winograd-4x4": 1.5, "fft": 4.0}
+# Cost of one estimated multiply of each algorithm relative to im2col's.  Provisional, from rough
+# fwd+bwd timings (one run, shared 2-core machine) of AlexNet's conv2-5 and mini's conv2-3:
+# Winograd took 1.5-2x im2col's time per multiply (many small GEMMs, gathers), FFT 8-13x
+# (single-threaded numpy.fft, complex data, transposed copies: 2-5x slower than im2col on every
+# layer despite fewer multiplies).  Retune from benchmarks/conv_algorithms.py on a quiet machine.
+RELATIVE_COST = {"im2col": 1.0, "winograd-2x2": 1.5, "winograd-4x4": 1.5, "fft": 8.0}
 MARGIN = 0.1      # a later algorithm in ALGORITHMS must be this much cheaper to be chosen
 MIN_CHANNELS = 16  # below this many input channels per group the transforms outweigh the GEMMs
 
