@@ -22,6 +22,7 @@ import numpy as np
 import minidl as md
 import minidl.functional as F
 from minidl import backend, kernels
+from minidl.backends import conv as conv_settings
 
 RESULTS_DIR = os.path.join("benchmarks", "results")
 
@@ -93,7 +94,8 @@ def _conv_case(name, n, c, hw, o, k, s, p, g):
     return Case(name, "conv", [(n, c, hw, hw), (o, c // g, k, k), (o,)],
                 lambda x, w, b: F.conv2d(x, w, b, stride=s, padding=p, groups=g),
                 lambda x, w, b: _torch().nn.functional.conv2d(x, w, b, stride=s, padding=p, groups=g),
-                flops=2.0 * macs, gemm=(o // g, (c // g) * k * k, n * oh * oh, g))
+                flops=2.0 * macs, gemm=(o // g, (c // g) * k * k, n * oh * oh, g),
+                extra={"stride": s, "padding": p, "groups": g})
 
 
 def _fc_case(name, n, i, o):
@@ -157,7 +159,9 @@ def bench_kernel(case, implementation, device, repeats, warmup):
     sync_ours = (lambda: _sync(device)) if device == "gpu" else None
     sync_theirs = t.cuda.synchronize if device == "gpu" else None
 
-    with kernels.implementation(implementation):
+    # the reference rows time im2col's reference (Winograd's and FFT's run tile by tile in Python)
+    conv_algorithm = "im2col" if implementation == "reference" and case.family == "conv" else None
+    with kernels.implementation(implementation), conv_settings.flags(algorithm=conv_algorithm):
         fwd = interleaved(lambda: case.ours(*ours_in), lambda: case.theirs(*theirs_in), repeats, warmup,
                           sync_ours, sync_theirs)
         out_ours, out_theirs = case.ours(*ours_in), case.theirs(*theirs_in)
@@ -170,6 +174,10 @@ def bench_kernel(case, implementation, device, repeats, warmup):
            "device": device, "shapes": case.shapes,
            "forward_s": fwd[0], "torch_forward_s": fwd[1], "backward_s": bwd[0], "torch_backward_s": bwd[1]}
     row["speedup_fwd_bwd"] = (fwd[1] + bwd[1]) / (fwd[0] + bwd[0])
+    if case.family == "conv":  # the algorithm minidl.backends.conv gave this layer
+        row["algorithm"] = conv_algorithm or conv_settings.algorithm_for(
+            case.shapes[0], case.shapes[1], case.extra["stride"], case.extra["padding"], case.extra["groups"],
+            "float32", device)
     if case.flops:
         total = 3 * case.flops  # backward = two GEMMs of the forward's size (dx and dw)
         row["gflops"] = total / (fwd[0] + bwd[0]) / 1e9
@@ -378,7 +386,8 @@ def run(quick=False, parts=("kernels", "steps", "memory", "cold"), out_dir=RESUL
                     results["kernels"].append(row)
                     log(f"{row['kernel']:>22} {row['backend']:>9}: fwd {row['forward_s'] * 1e3:8.2f} ms "
                         f"bwd {row['backward_s'] * 1e3:8.2f} ms  torch {row['torch_forward_s'] * 1e3:8.2f} / "
-                        f"{row['torch_backward_s'] * 1e3:8.2f} ms  speed-up {row['speedup_fwd_bwd']:.2f}x")
+                        f"{row['torch_backward_s'] * 1e3:8.2f} ms  speed-up {row['speedup_fwd_bwd']:.2f}x"
+                        + (f"  [{row['algorithm']}]" if "algorithm" in row else ""))
             results["kernels"] += bench_sgd(quick, device, repeats, warmup)
     if "steps" in parts:
         names, batches = (["mini"], [8]) if quick else (["paper", "torchvision", "mini"], [32, 128])

@@ -25,6 +25,7 @@ from .random import get_rng_state, initial_seed, manual_seed, set_rng_state
 from .tensor import Tensor, as_tensor, float32, float64, ones, randn, tensor, zeros
 from .backend import gpu_available
 from . import functional, nn, optim  # noqa: E402
+from . import backends  # noqa: E402,F401  (minidl.backends.conv: the convolution algorithm setting)
 from .gradcheck import GradcheckError, gradcheck
 from .tensor import Size
 from .backend import device

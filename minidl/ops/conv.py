@@ -1,13 +1,40 @@
-"""Conv2d as a Function: the kernels of minidl/kernels/conv.py behind autograd.
+"""Conv2d as a Function: the kernels of minidl/kernels/conv.py (im2col + GEMM), winograd.py and
+fft_conv.py behind autograd; minidl.backends.conv picks the algorithm of each call.
 
-forward saves x and w (not the column matrix: backward rebuilds it chunk by chunk,
-so the memory held between forward and backward is only the inputs themselves).
-Derivations: docs/kernels/conv.md.
+forward saves x and w (not the column matrix or the transformed tiles: backward rebuilds them
+chunk by chunk, so the memory held between forward and backward is only the inputs themselves).
+backward uses the algorithm its forward used.  Derivations: docs/kernels/conv.md, winograd.md, fft.md.
 """
 from __future__ import annotations
 
+from .. import backend
+from ..backends import conv as settings
 from ..function import Function
 from ..kernels import conv as kernels
+from ..kernels import fft_conv, winograd
+
+
+def conv2d_forward(name, x, w, b, stride, padding, groups):
+    """y = conv(x, w) + b by algorithm ``name`` (one of minidl.backends.conv.ALGORITHMS)."""
+    if name == "im2col":
+        return kernels.conv2d_forward(x, w, b, stride, padding, groups)
+    if name == "fft":
+        return fft_conv.conv2d_forward(x, w, b, padding, groups)
+    return winograd.conv2d_forward(x, w, b, padding, groups, settings.TILE[name])
+
+
+def conv2d_backward(name, x, w, g, stride, padding, groups, need_dx, need_dw, need_db):
+    """(dx, dw, db) by algorithm ``name``; the weight gradient by im2col when settings.weight_grad says so."""
+    if name == "im2col":
+        return kernels.conv2d_backward(x, w, g, stride, padding, groups, need_dx=need_dx, need_dw=need_dw,
+                                       need_db=need_db)
+    wg = settings.weight_grad
+    if wg not in ("same", "im2col"):
+        raise ValueError(f"minidl.backends.conv.weight_grad must be 'same' or 'im2col', got {wg!r}")
+    if name == "fft":
+        return fft_conv.conv2d_backward(x, w, g, padding, groups, need_dx, need_dw, need_db, weight_grad=wg)
+    return winograd.conv2d_backward(x, w, g, padding, groups, settings.TILE[name], need_dx, need_dw, need_db,
+                                    weight_grad=wg)
 
 
 class Conv2d(Function):
@@ -16,11 +43,20 @@ class Conv2d(Function):
     def forward(self, x, w, b=None, *, stride=(1, 1), padding=(0, 0), groups=1):
         self.x, self.w, self.has_bias = x, w, b is not None
         self.stride, self.padding, self.groups = stride, padding, groups
-        return kernels.conv2d_forward(x, w, b, stride, padding, groups)
+        device = "gpu" if backend.is_gpu_array(x) else "cpu"
+        self.algorithm = settings.select(x.shape, w.shape, stride, padding, groups, x.dtype, device,
+                                         trial=lambda name: self._trial(name, b))
+        return conv2d_forward(self.algorithm, x, w, b, stride, padding, groups)
+
+    def _trial(self, name, b):
+        """One forward and backward by ``name`` (what "benchmark" times), on this call's arrays."""
+        y = conv2d_forward(name, self.x, self.w, b, self.stride, self.padding, self.groups)
+        conv2d_backward(name, self.x, self.w, y, self.stride, self.padding, self.groups, True, True, b is not None)
+        if backend.is_gpu_array(y):
+            backend.cupy_module().cuda.Stream.null.synchronize()
 
     def backward(self, g):
         need = self.needs_input_grad
-        dx, dw, db = kernels.conv2d_backward(
-            self.x, self.w, g, self.stride, self.padding, self.groups,
-            need_dx=need[0], need_dw=need[1], need_db=self.has_bias and need[2])
+        dx, dw, db = conv2d_backward(self.algorithm, self.x, self.w, g, self.stride, self.padding, self.groups,
+                                     need[0], need[1], self.has_bias and need[2])
         return (dx, dw, db) if self.has_bias else (dx, dw)

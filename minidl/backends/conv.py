@@ -1,0 +1,181 @@
+"""Which algorithm computes each convolution (the knob is named after torch.backends.cudnn).
+
+    import minidl
+    minidl.backends.conv.algorithm = "auto"   # or "benchmark", "im2col", "winograd", "fft",
+                                              # "winograd-2x2", "winograd-4x4" (a tile forced)
+    minidl.backends.conv.weight_grad = "same" # or "im2col": the weight gradient by im2col's GEMM
+    minidl.backends.conv.chosen()             # {layer: algorithm} of the calls made so far
+
+"auto" (the default) is a fixed rule (``auto``) on the layer's shape, dtype and device, so the
+same seed gives the same run.  "benchmark" times every applicable algorithm the first time a
+configuration is seen and keeps the fastest for the process: faster, but results can differ in
+the last bits from run to run (a different winner on a different day).  Forcing an algorithm that
+cannot compute a layer (Winograd on a strided layer) raises ValueError.  Every algorithm computes
+the same cross-correlation; their float32 errors are in docs/kernels/winograd.md and fft.md.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+
+SETTINGS = ("auto", "benchmark", "im2col", "winograd", "winograd-2x2", "winograd-4x4", "fft")
+ALGORITHMS = ("im2col", "winograd-2x2", "winograd-4x4", "fft")   # what a setting resolves to
+TILE = {"winograd-2x2": 2, "winograd-4x4": 4}
+
+algorithm = "auto"
+weight_grad = "same"
+
+# ------------------------------------------------------------------ the "auto" rule: retune here
+# Kernel sizes for which "winograd" and "auto" use Winograd, and the tiles they may take
+# (F(4x4, 5x5) exists, forced as "winograd-4x4", but its points 1/2 and -1/2 cost accuracy).
+WINOGRAD_TILES = {3: (2, 4), 5: (2,)}
+# Cost of one estimated multiply of each algorithm relative to im2col's.  Provisional, from rough
+# fwd+bwd timings (one run, shared 2-core machine) of AlexNet's conv2-5 and mini's conv2-3:
+# Winograd took 1.5-2x im2col's time per multiply (many small GEMMs, gathers), FFT 8-13x
+# (single-threaded numpy.fft, complex data, transposed copies: 2-5x slower than im2col on every
+# layer despite fewer multiplies).  Retune from benchmarks/conv_algorithms.py on a quiet machine.
+RELATIVE_COST = {"im2col": 1.0, "winograd-2x2": 1.5, "winograd-4x4": 1.5, "fft": 8.0}
+MARGIN = 0.1      # a later algorithm in ALGORITHMS must be this much cheaper to be chosen
+MIN_CHANNELS = 16  # below this many input channels per group the transforms outweigh the GEMMs
+
+
+def auto(x_shape, w_shape, stride, padding, groups, dtype, device):
+    """The deterministic rule: im2col on the GPU and for thin layers (fewer than MIN_CHANNELS
+    input channels per group); otherwise, going through ALGORITHMS in order, the applicable one
+    with the fewest estimated multiplies (``multiplies`` times RELATIVE_COST), where a later one
+    must beat the best so far by more than MARGIN (the estimates are rough: near-ties keep the
+    simpler algorithm)."""
+    if device != "cpu" or w_shape[1] < MIN_CHANNELS:
+        return "im2col"
+    best, best_cost = None, math.inf
+    for a in ALGORITHMS:
+        if requirement(a, w_shape, stride) is not None or (a in TILE and TILE[a] not in WINOGRAD_TILES.get(w_shape[2], ())):
+            continue
+        cost = RELATIVE_COST[a] * multiplies(a, x_shape, w_shape, stride, padding, groups)
+        if cost < best_cost * (1 - MARGIN):
+            best, best_cost = a, cost
+    return best
+
+
+def multiplies(name, x_shape, w_shape, stride, padding, groups):
+    """Estimated real multiplies of one forward call (the backward costs about twice as much)."""
+    n, c, h, w = x_shape
+    o, cg, kh, kw = w_shape
+    hp, wp = h + 2 * padding[0], w + 2 * padding[1]
+    oh, ow = hp - kh + 1, wp - kw + 1
+    if name == "im2col":
+        return n * o * cg * kh * kw * ((hp - kh) // stride[0] + 1) * ((wp - kw) // stride[1] + 1)
+    if name in TILE:
+        m = TILE[name]
+        a = m + kh - 1
+        tiles = n * math.ceil(oh / m) * math.ceil(ow / m)
+        gemm = a * a * tiles * o * cg
+        # as kernels/winograd.py computes them: one GEMM with kron(B^T, B^T) (a^2 x a^2) per patch
+        # and channel, kron(A^T, A^T) (m^2 x a^2) per tile and output channel, kron(G, G) per filter
+        transforms = tiles * (c * a ** 4 + o * m * m * a * a) + o * cg * a * a * kh * kh
+        return gemm + transforms
+    if name == "fft":
+        from ..kernels.fft_conv import fft_size  # noqa: PLC0415
+        hf, wf = fft_size(hp), fft_size(wp)
+        freqs = hf * (wf // 2 + 1)
+        fft = 2 * hf * wf * math.log2(hf * wf)  # one real 2-D FFT, roughly
+        return 4 * freqs * n * o * cg + fft * (n * c + n * o + o * cg)
+    raise ValueError(f"multiplies: unknown algorithm {name!r}; expected one of {ALGORITHMS}")
+
+
+# ------------------------------------------------------------------ applicability
+def requirement(name, w_shape, stride):
+    """None when ``name`` can compute a layer of this weight shape and stride, else what it needs."""
+    kh, kw = w_shape[2:]
+    if name == "im2col":
+        return None
+    if tuple(stride) != (1, 1):
+        return f"stride 1 (got stride {tuple(stride)})"
+    if name == "fft":
+        return None
+    from ..kernels import winograd  # noqa: PLC0415
+    return winograd.applies(w_shape, stride, TILE[name])
+
+
+# ------------------------------------------------------------------ choosing, remembering
+_chosen = {}       # layer key -> the algorithm its last call used
+_benchmarked = {}  # layer key -> the winner of "benchmark"
+
+
+def _key(x_shape, w_shape, stride, padding, groups, dtype, device):
+    return (tuple(x_shape), tuple(w_shape), tuple(stride), tuple(padding), int(groups), str(dtype), str(device))
+
+
+def algorithm_for(x_shape, w_shape, stride, padding, groups, dtype, device, setting=None):
+    """The algorithm a call with these arguments gets under ``setting`` (default: the current one);
+    under "benchmark", the remembered winner, or None before the configuration was timed."""
+    setting = algorithm if setting is None else setting
+    stride, padding = _pair(stride), _pair(padding)
+    key = _key(x_shape, w_shape, stride, padding, groups, dtype, device)
+    if setting not in SETTINGS:
+        raise ValueError(f"minidl.backends.conv.algorithm must be one of {SETTINGS}, got {setting!r}")
+    if setting == "auto":
+        return auto(x_shape, w_shape, stride, padding, groups, dtype, device)
+    if setting == "benchmark":
+        return _benchmarked.get(key)
+    name = setting
+    if setting == "winograd":  # the tile of the table (the cheaper one), or 2x2 off the table
+        tiles = [f"winograd-{m}x{m}" for m in WINOGRAD_TILES.get(w_shape[2], (2,))]
+        name = min(tiles, key=lambda a: multiplies(a, x_shape, w_shape, stride, padding, groups))
+    need = requirement(name, w_shape, stride)
+    if need is not None:
+        raise ValueError(f"conv2d: algorithm {setting!r} does not apply to the layer with input {tuple(x_shape)}, "
+                         f"weight {tuple(w_shape)}, stride {stride}, padding {padding}, groups {groups}: "
+                         f"it needs {need}")
+    return name
+
+
+def select(x_shape, w_shape, stride, padding, groups, dtype, device, trial=None):
+    """The algorithm for this call (``trial(name)`` runs one forward+backward, for "benchmark"); recorded."""
+    stride, padding = _pair(stride), _pair(padding)
+    key = _key(x_shape, w_shape, stride, padding, groups, dtype, device)
+    name = algorithm_for(x_shape, w_shape, stride, padding, groups, dtype, device)
+    if name is None:  # "benchmark", first time: time each applicable algorithm, keep the fastest
+        times = {}
+        for a in ALGORITHMS:
+            if requirement(a, w_shape, stride) is None:
+                trial(a)  # warm-up (Numba compilation, caches)
+                start = time.perf_counter()
+                trial(a)
+                times[a] = time.perf_counter() - start
+        name = _benchmarked[key] = min(times, key=times.get)
+    _chosen[key] = name
+    return name
+
+
+def chosen():
+    """{(x shape, w shape, stride, padding, groups, dtype, device): algorithm} of the calls so far."""
+    return dict(_chosen)
+
+
+def reset():
+    """Forget the recorded choices and the benchmark winners."""
+    _chosen.clear()
+    _benchmarked.clear()
+
+
+@contextlib.contextmanager
+def flags(algorithm=None, weight_grad=None):
+    """Within the block, use these settings (None keeps the current one)."""
+    global_vars = globals()
+    saved = global_vars["algorithm"], global_vars["weight_grad"]
+    if algorithm is not None and algorithm not in SETTINGS:
+        raise ValueError(f"flags: algorithm must be one of {SETTINGS}, got {algorithm!r}")
+    if weight_grad is not None and weight_grad not in ("same", "im2col"):
+        raise ValueError(f"flags: weight_grad must be 'same' or 'im2col', got {weight_grad!r}")
+    global_vars["algorithm"] = saved[0] if algorithm is None else algorithm
+    global_vars["weight_grad"] = saved[1] if weight_grad is None else weight_grad
+    try:
+        yield
+    finally:
+        global_vars["algorithm"], global_vars["weight_grad"] = saved
+
+
+def _pair(v):
+    return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))

@@ -1,0 +1,399 @@
+"""2-D convolution by Winograd's minimal filtering F(m x m, r x r) (Lavin & Gray 2015), stride 1.
+
+Layouts are those of kernels/conv.py: x (N, C, H, W), w (O, C/groups, r, r), y (N, O, OH, OW),
+OH = H + 2 ph - r + 1.  The output is cut into m x m tiles; tile t = (n, ty, tx) reads the
+alpha x alpha input patch (alpha = m + r - 1) starting at row ty*m - ph, column tx*m - pw
+(zeros outside x), and
+
+    Y_t = A^T [ sum_c (G w[o, c] G^T) (.) (B^T d_t[c] B) ] A         ((.) elementwise)
+
+For a fixed transformed position (a, b) the channel sum is a matrix product, so the whole layer
+is alpha^2 GEMMs over a stacked array (groups are one more batch dimension):
+
+    U (alpha^2, G, Og, Cg)  = G w G^T         filter transform
+    V (alpha^2, G, Cg, T)   = B^T d B         input transform, T = tiles of a chunk of images
+    M (alpha^2, G, Og, T)   = U @ V           np.matmul: one BLAS GEMM per (a, b, group)
+    y                       = A^T M A         output transform (cropped to OH x OW)
+
+Multiplies in the GEMMs per output: alpha^2 / m^2 instead of r^2 (F(4x4,3x3): 36/16 = 2.25 vs 9).
+
+Backward.  The input gradient is a full correlation of dy with the filter flipped in both
+spatial axes and transposed in its channel axes (per group), padding r - 1 - p:
+
+    dx = conv(dy, w'), w'[g*Cg + c, o', i, j] = w[g*Og + o', c, r-1-i, r-1-j]
+
+so it is this same forward (a negative padding, p > r - 1, crops instead of padding).  The
+weight gradient dw[o, c, i, j] = sum_{n, oh, ow} dy[n, o, oh, ow] xpad[n, c, oh + i, ow + j] is a
+correlation of xpad with dy: cut dy into m x m tiles, each tile is the "filter" of an F(r x r, m x m)
+problem on the same input patches, and the sum over tiles is a GEMM in the transformed domain:
+
+    Vw (alpha^2, G, Cg, T) = B'^T d B'        (d_t the same patches as the forward's)
+    Dw (alpha^2, G, Og, T) = G' dy_t G'^T     (dy_t the m x m tile of dy, zero past OH, OW)
+    Mw (alpha^2, G, Cg, Og) = Vw @ Dw^T       sum over tiles and images
+    dw[o, c] = A'^T Mw A'                     (r x r)
+
+with (A', G', B') the matrices of F(r, m), alpha = m + r - 1 as before (same interpolation points).
+Derivations, the matrices and error: docs/kernels/winograd.md.
+
+Versions
+--------
+``conv2d_forward_reference`` / ``conv2d_weight_grad_reference``: plain NumPy, one tile at a time,
+written with the matrices as in the paper; the ground truth of the tests.
+``conv2d_forward_numba`` / ``conv2d_weight_grad_numba``: the CPU default.  Each 2-D transform
+L D L^T is the Kronecker product (L (x) L) vec(D), so a Numba gather (parallel over images and
+channels) lays the patches out as a (q*q, C, T) matrix and ONE BLAS GEMM with the small matrix
+kron(L, L) transforms them all; a Numba scatter puts the output tiles back (cropped, bias added).
+(Per-tile transform loops, tried first, were several times slower: tiny dot products.)
+``conv2d_forward_xp`` / ``conv2d_weight_grad_xp``: the same with array-generic gather/scatter (strided
+slices), for NumPy or CuPy arrays.
+``conv2d_forward`` / ``conv2d_backward``: dispatchers (by device; the reference when forced).
+
+Workspace: the batch is processed in chunks whose buffers (gathered patches and V, alpha^2 C T
+each; M, alpha^2 O T; output tiles, m^2 O T) stay under kernels/conv.py's cap
+(``set_workspace_limit``), in its reused scratch buffer.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from functools import lru_cache
+
+import numpy as np
+from numba import njit, prange
+
+from .. import backend
+from . import conv as _conv
+from . import memory, pick
+
+# Interpolation points in the order they are taken (the point at infinity is always added last).
+# Small integers first: the matrices' entries grow with the points, and so does float error.
+POINTS = (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2), 3, -3)
+
+
+# ======================================================================= the matrices (Cook-Toom)
+@lru_cache(maxsize=None)
+def matrices_exact(m, r):
+    """(AT, G, BT) of F(m, r) as nested tuples of Fractions: y = AT [(G g) * (BT d)].
+
+    From Toom-Cook for the linear convolution of u (length m) and g (length r), evaluated at the
+    n - 1 = m + r - 2 finite points of POINTS and at infinity (a polynomial's value at infinity is
+    its leading coefficient): conv(u, g) = V^-1 [(A u) * (Gv g)] with A, Gv, V the Vandermonde
+    matrices (n x m, n x r, n x n).  The correlation y of d with g is the transpose of that map
+    in u, so y = A^T [(Gv g) * (V^-T d)]: AT = A^T, BT = V^-T, and each row j may be scaled by
+    f_j in BT and 1/f_j in G; f_j = prod_{l != j} (p_j - p_l) makes BT's rows integers (Lavin's choice).
+    """
+    n = m + r - 1
+    if not (1 <= m and 1 <= r and n - 1 <= len(POINTS)):
+        raise ValueError(f"winograd.matrices: F({m}, {r}) needs {n - 1} interpolation points, have {len(POINTS)}")
+    pts = [Fraction(p) for p in POINTS[:n - 1]]
+
+    def vander(k):  # rows: (p^0 .. p^(k-1)) per finite point, then e_(k-1) for infinity
+        return [[p ** i for i in range(k)] for p in pts] + [[Fraction(0)] * (k - 1) + [Fraction(1)]]
+    a, gv, v = vander(m), vander(r), vander(n)
+    vinv = _inverse(v)
+    bt = [[vinv[i][j] for i in range(n)] for j in range(n)]   # V^-T
+    for j, p in enumerate(pts):
+        f = Fraction(1)
+        for q in pts:
+            if q != p:
+                f *= p - q
+        bt[j] = [e * f for e in bt[j]]
+        gv[j] = [e / f for e in gv[j]]
+    at = [[a[j][i] for j in range(n)] for i in range(m)]
+    return tuple(map(tuple, at)), tuple(map(tuple, gv)), tuple(map(tuple, bt))
+
+
+def _inverse(mat):
+    """Exact inverse of a square matrix of Fractions (Gauss-Jordan)."""
+    n = len(mat)
+    aug = [list(row) + [Fraction(int(i == j)) for j in range(n)] for i, row in enumerate(mat)]
+    for col in range(n):
+        piv = next(r for r in range(col, n) if aug[r][col] != 0)
+        aug[col], aug[piv] = aug[piv], aug[col]
+        inv = 1 / aug[col][col]
+        aug[col] = [e * inv for e in aug[col]]
+        for r in range(n):
+            if r != col and aug[r][col] != 0:
+                factor = aug[r][col]
+                aug[r] = [e - factor * pe for e, pe in zip(aug[r], aug[col])]
+    return [row[n:] for row in aug]
+
+
+def matrices(m, r, dtype=np.float64):
+    """(AT (m, alpha), G (alpha, r), BT (alpha, alpha)) of F(m, r) as arrays of ``dtype``."""
+    return tuple(np.array([[float(e) for e in row] for row in mat], dtype=dtype) for mat in matrices_exact(m, r))
+
+
+def _geometry(x_shape, w_shape, padding, m):
+    n, c, h, w = x_shape
+    o, cg, r, r2 = w_shape
+    if r != r2:
+        raise ValueError(f"winograd: the kernel must be square, got {r}x{r2} (weight {tuple(w_shape)})")
+    ph, pw = padding
+    oh, ow = h + 2 * ph - r + 1, w + 2 * pw - r + 1
+    return n, c, o, r, oh, ow, -(-oh // m), -(-ow // m)
+
+
+def flipped_weight(w, groups):
+    """w' of the input gradient: per group, channels in<->out swapped and both spatial axes flipped."""
+    o, cg, kh, kw = w.shape
+    og = o // groups
+    wf = w.reshape(groups, og, cg, kh, kw)[:, :, :, ::-1, ::-1].transpose(0, 2, 1, 3, 4)
+    return wf.reshape(groups * cg, og, kh, kw).copy()
+
+
+# ======================================================================= reference (NumPy, one tile at a time)
+def conv2d_forward_reference(x, w, b=None, padding=(0, 0), groups=1, m=2):
+    """y = conv(x, w) + b, stride 1, tile by tile: Y = AT [ sum_c (G g G^T) * (BT d BT^T) ] AT^T."""
+    n, c, o, r, oh, ow, th, tw = _geometry(x.shape, w.shape, padding, m)
+    at, g, bt = (mat.astype(x.dtype) for mat in matrices(m, r))
+    alpha, (ph, pw), cg, og = m + r - 1, padding, c // groups, o // groups
+    xpad = _pad_to(x, ph, pw, (th - 1) * m + alpha, (tw - 1) * m + alpha)
+    u = g @ w @ g.T                                                  # G g G^T per (o, c)
+    y = np.zeros((n, o, th * m, tw * m), x.dtype)
+    for ni in range(n):
+        for gi in range(groups):
+            for ty in range(th):
+                for tx in range(tw):
+                    d = xpad[ni, gi * cg:(gi + 1) * cg, ty * m:ty * m + alpha, tx * m:tx * m + alpha]
+                    v = bt @ d @ bt.T                                        # (Cg, alpha, alpha)
+                    mm = np.einsum("ocab,cab->oab", u[gi * og:(gi + 1) * og], v)  # the channel sum
+                    y[ni, gi * og:(gi + 1) * og, ty * m:(ty + 1) * m, tx * m:(tx + 1) * m] = at @ mm @ at.T
+    y = y[:, :, :oh, :ow]
+    return y + b.reshape(1, o, 1, 1) if b is not None else y.copy()
+
+
+def conv2d_weight_grad_reference(x, dy, w_shape, padding=(0, 0), groups=1, m=2):
+    """dw = sum over m x m tiles t of dy of the F(r, m) correlation of the patch d_t with dy_t."""
+    n, c, o, r, oh, ow, th, tw = _geometry(x.shape, w_shape, padding, m)
+    at, g, bt = (mat.astype(x.dtype) for mat in matrices(r, m))     # F(r, m): output r, "filter" m
+    alpha, (ph, pw), cg, og = m + r - 1, padding, c // groups, o // groups
+    xpad = _pad_to(x, ph, pw, (th - 1) * m + alpha, (tw - 1) * m + alpha)
+    dyp = np.zeros((n, o, th * m, tw * m), dy.dtype)
+    dyp[:, :, :oh, :ow] = dy
+    mw = np.zeros((o, cg, alpha, alpha), x.dtype)
+    for ni in range(n):
+        for gi in range(groups):
+            for ty in range(th):
+                for tx in range(tw):
+                    d = xpad[ni, gi * cg:(gi + 1) * cg, ty * m:ty * m + alpha, tx * m:tx * m + alpha]
+                    gt = dyp[ni, gi * og:(gi + 1) * og, ty * m:(ty + 1) * m, tx * m:(tx + 1) * m]
+                    v, dt = bt @ d @ bt.T, g @ gt @ g.T                      # (Cg, a, a), (Og, a, a)
+                    mw[gi * og:(gi + 1) * og] += dt[:, None] * v[None]
+    return at @ mw @ at.T
+
+
+def _pad_to(x, ph, pw, hh, ww):
+    """x placed at (ph, pw) in zeros of (N, C, hh, ww); parts outside the frame (negative pad) dropped."""
+    out = np.zeros(x.shape[:2] + (hh, ww), x.dtype)
+    h0, w0 = max(0, -ph), max(0, -pw)                          # rows/cols of x cut off by a negative pad
+    h1, w1 = min(x.shape[2], hh - ph), min(x.shape[3], ww - pw)
+    if h1 > h0 and w1 > w0:
+        out[:, :, h0 + ph:h1 + ph, w0 + pw:w1 + pw] = x[:, :, h0:h1, w0:w1]
+    return out
+
+
+# ======================================================================= gather / scatter: Numba (CPU)
+# The 2-D transforms are Kronecker products: vec(L D L^T) = (L (x) L) vec(D).  So each transform
+# is a gather of the patches into a (q*q, C, T) matrix followed by ONE GEMM with the small
+# (alpha^2 x q^2) matrix kron(L, L); BLAS does that far faster than per-tile loops would.
+@njit(parallel=True, cache=True)
+def _gather_nb(x, q, step, oh0, ow0, th, tw, out):
+    """out[i*q + j, c, (n*th + ty)*tw + tx] = xz[n, c, ty*step + i - oh0, tx*step + j - ow0]
+
+    x (N, C, H, W); xz is x with zeros outside it; out (q*q, C, N*th*tw)."""
+    n_n, c_n, h, w = x.shape
+    for task in prange(n_n * c_n):
+        n = task // c_n
+        c = task % c_n
+        for i in range(q):
+            for j in range(q):
+                dst = out[i * q + j, c]
+                for ty in range(th):
+                    hh = ty * step + i - oh0
+                    base = (n * th + ty) * tw
+                    for tx in range(tw):
+                        ww = tx * step + j - ow0
+                        dst[base + tx] = x[n, c, hh, ww] if 0 <= hh < h and 0 <= ww < w else 0.0
+
+
+@njit(parallel=True, cache=True)
+def _scatter_nb(yt, m, th, tw, bias, has_bias, y):
+    """y[n, o, ty*m + i, tx*m + j] = yt[i*m + j, o, (n*th + ty)*tw + tx] (+ bias[o]), cropped to y.
+
+    yt (m*m, O, N*th*tw); y (N, O, OH, OW)."""
+    n_n, o_n, oh, ow = y.shape
+    for task in prange(n_n * o_n):
+        n = task // o_n
+        o = task % o_n
+        bo = bias[o] if has_bias else 0.0
+        for hh in range(oh):
+            ty, i = hh // m, hh % m
+            for ww in range(ow):
+                y[n, o, hh, ww] = yt[i * m + ww % m, o, (n * th + ty) * tw + ww // m] + bo
+
+
+def _gather_numba(x, q, step, off, th, tw, out):
+    _gather_nb(np.ascontiguousarray(x), q, step, off[0], off[1], th, tw, out)
+    return out
+
+
+def _scatter_numba(yt, m, th, tw, bias, y):
+    has_bias = bias is not None
+    bias = np.ascontiguousarray(bias, yt.dtype) if has_bias else np.zeros(1, yt.dtype)
+    _scatter_nb(yt, m, th, tw, bias, has_bias, y)
+    return y
+
+
+# ======================================================================= gather / scatter: array-generic (NumPy / CuPy)
+def _gather_xp(x, q, step, off, th, tw, out):
+    """As _gather_nb for NumPy or CuPy arrays: one strided slice copy per patch offset (i, j)."""
+    xp = backend.get_array_module(x)
+    n_n, c_n = x.shape[:2]
+    hh, ww = (th - 1) * step + q, (tw - 1) * step + q
+    xz = xp.zeros((n_n, c_n, hh, ww), x.dtype)                 # x placed at (off), zeros elsewhere
+    h0, w0 = max(0, -off[0]), max(0, -off[1])
+    h1, w1 = min(x.shape[2], hh - off[0]), min(x.shape[3], ww - off[1])
+    if h1 > h0 and w1 > w0:
+        xz[:, :, h0 + off[0]:h1 + off[0], w0 + off[1]:w1 + off[1]] = x[:, :, h0:h1, w0:w1]
+    d = out.reshape(q, q, c_n, n_n, th, tw)
+    for i in range(q):
+        for j in range(q):  # d[i, j, c, n, ty, tx] = xz[n, c, ty*step + i, tx*step + j]
+            d[i, j] = xz[:, :, i:i + step * (th - 1) + 1:step, j:j + step * (tw - 1) + 1:step].transpose(1, 0, 2, 3)
+    return out
+
+
+def _scatter_xp(yt, m, th, tw, bias, y):
+    """As _scatter_nb for NumPy or CuPy arrays."""
+    n_n, o_n, oh, ow = y.shape
+    full = yt.reshape(m, m, o_n, n_n, th, tw).transpose(3, 2, 4, 0, 5, 1).reshape(n_n, o_n, th * m, tw * m)
+    y[...] = full[:, :, :oh, :ow]
+    if bias is not None:
+        y += bias.reshape(1, o_n, 1, 1)
+    return y
+
+
+# ======================================================================= the drivers (shared by numba and xp)
+def _kron(xp, mat, dtype):
+    return xp.asarray(np.kron(mat, mat), dtype=dtype)
+
+
+def _forward(x, w, b, padding, groups, m, gather, scatter):
+    xp = backend.get_array_module(x)
+    n, c, o, r, oh, ow, th, tw = _geometry(x.shape, w.shape, padding, m)
+    at, g, bt = matrices(m, r)
+    alpha2, cg, og, tpi = (m + r - 1) ** 2, c // groups, o // groups, th * tw
+    # filter transform, U[ab, o, c'] = (kron(G, G) vec(w[o, c']))[ab]: (alpha^2, G, Og, Cg)
+    u = (_kron(xp, g, x.dtype) @ w.reshape(o * cg, r * r).T).reshape(alpha2, groups, og, cg)
+    kbt, kat = _kron(xp, bt, x.dtype), _kron(xp, at, x.dtype)
+    y = memory.empty_on(xp, (n, o, oh, ow), x.dtype)
+    per_image = (2 * alpha2 * c + alpha2 * o + m * m * o) * tpi          # D, V, M, Y tiles
+    nb = _conv._chunk_size(n, per_image * x.itemsize)
+    scratch = _conv._scratch(xp, x.dtype, per_image * nb)
+    for n0 in range(0, n, nb):
+        bsz = min(nb, n - n0)
+        t = bsz * tpi
+        d, v, mbuf, yt = _split(scratch, ((alpha2, c * t), (alpha2, c * t), (alpha2, groups, og, t), (m * m, o * t)))
+        gather(x[n0:n0 + bsz], m + r - 1, m, padding, th, tw, d.reshape(alpha2, c, t))
+        xp.matmul(kbt, d, out=v)                                               # V = B^T d B, every patch
+        xp.matmul(u, v.reshape(alpha2, groups, cg, t), out=mbuf)              # the alpha^2 * G GEMMs
+        xp.matmul(kat, mbuf.reshape(alpha2, o * t), out=yt)                    # Y = A^T M A, every tile
+        scatter(yt.reshape(m * m, o, t), m, th, tw, b, y[n0:n0 + bsz])
+    return y
+
+
+def _weight_grad(x, dy, w_shape, padding, groups, m, gather):
+    xp = backend.get_array_module(x)
+    n, c, o, r, oh, ow, th, tw = _geometry(x.shape, w_shape, padding, m)
+    if tuple(dy.shape) != (n, o, oh, ow):
+        raise ValueError(f"winograd weight gradient: dy has shape {tuple(dy.shape)}, expected {(n, o, oh, ow)}")
+    at, g, bt = matrices(r, m)                                                 # F(r, m)
+    alpha, cg, og, tpi = m + r - 1, c // groups, o // groups, th * tw
+    alpha2 = alpha * alpha
+    kbt, kg = _kron(xp, bt, x.dtype), _kron(xp, g, x.dtype)
+    mw = xp.zeros((alpha2, groups, cg, og), x.dtype)
+    per_image = (2 * alpha2 * c + m * m * o + alpha2 * o) * tpi               # d, V, dy tiles, their transform
+    nb = _conv._chunk_size(n, per_image * x.itemsize)
+    scratch = _conv._scratch(xp, x.dtype, per_image * nb)
+    for n0 in range(0, n, nb):
+        bsz = min(nb, n - n0)
+        t = bsz * tpi
+        d, v, e, f = _split(scratch, ((alpha2, c * t), (alpha2, c * t), (m * m, o * t), (alpha2, o * t)))
+        gather(x[n0:n0 + bsz], alpha, m, padding, th, tw, d.reshape(alpha2, c, t))
+        xp.matmul(kbt, d, out=v)                                               # B'^T d B'
+        gather(dy[n0:n0 + bsz], m, m, (0, 0), th, tw, e.reshape(m * m, o, t))
+        xp.matmul(kg, e, out=f)                                                # G' dy_t G'^T
+        # (Cg, T) @ (T, Og): the long summed dimension T last in both operands' memory, as im2col's dw
+        mw += xp.matmul(v.reshape(alpha2, groups, cg, t), f.reshape(alpha2, groups, og, t).transpose(0, 1, 3, 2))
+    # dw[o, c'] = A'^T Mw A' for every (o, c'): kron(A', A') (r^2 x alpha^2) @ Mw
+    dw = _kron(xp, at, x.dtype) @ mw.transpose(0, 1, 3, 2).reshape(alpha2, o * cg)
+    return xp.ascontiguousarray(dw.T).reshape(o, cg, r, r)
+
+
+def _split(flat, shapes):
+    """Consecutive views of a flat scratch array with the given shapes."""
+    views, start = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape))
+        views.append(flat[start:start + size].reshape(shape))
+        start += size
+    return views
+
+
+def conv2d_forward_numba(x, w, b=None, padding=(0, 0), groups=1, m=2):
+    """As conv2d_forward_reference: Numba gather and scatter around BLAS GEMMs."""
+    return _forward(x, w, b, padding, groups, m, _gather_numba, _scatter_numba)
+
+
+def conv2d_forward_xp(x, w, b=None, padding=(0, 0), groups=1, m=2):
+    """As conv2d_forward_reference, for NumPy or CuPy arrays."""
+    return _forward(x, w, b, padding, groups, m, _gather_xp, _scatter_xp)
+
+
+def conv2d_weight_grad_numba(x, dy, w_shape, padding=(0, 0), groups=1, m=2):
+    """As conv2d_weight_grad_reference: Numba gathers around BLAS GEMMs."""
+    return _weight_grad(x, dy, w_shape, padding, groups, m, _gather_numba)
+
+
+def conv2d_weight_grad_xp(x, dy, w_shape, padding=(0, 0), groups=1, m=2):
+    """As conv2d_weight_grad_reference, for NumPy or CuPy arrays."""
+    return _weight_grad(x, dy, w_shape, padding, groups, m, _gather_xp)
+
+
+# ======================================================================= dispatchers
+def applies(w_shape, stride, m):
+    """None when F(m x m, r x r) computes this convolution, else what it needs (a sentence)."""
+    kh, kw = w_shape[2:]
+    if tuple(stride) != (1, 1) or kh != kw:
+        return f"a square kernel and stride 1 (got kernel {kh}x{kw}, stride {tuple(stride)})"
+    if m + kh - 2 > len(POINTS):
+        return f"a kernel of at most {len(POINTS) + 2 - m} for tile {m}x{m} (got {kh}x{kw})"
+    return None
+
+
+def conv2d_forward(x, w, b=None, padding=(0, 0), groups=1, m=2):
+    """y = conv(x, w) + b with stride 1 by Winograd F(m x m, r x r); numba on CPU, xp on GPU."""
+    x, w = _contig(x), _contig(w)
+    return pick(conv2d_forward_reference, conv2d_forward_numba, conv2d_forward_xp, x)(x, w, b, padding, groups, m)
+
+
+def conv2d_backward(x, w, dy, padding=(0, 0), groups=1, m=2, need_dx=True, need_dw=True, need_db=True,
+                    weight_grad="winograd"):
+    """(dx, dw, db) of conv2d_forward; dx by the same Winograd forward on the flipped filter, dw by
+    F(r x r, m x m) (or im2col's GEMM when ``weight_grad="im2col"``); None for those not needed."""
+    x, w, dy = _contig(x), _contig(w), _contig(dy)
+    r = w.shape[2]
+    db = dy.reshape(dy.shape[0], dy.shape[1], -1).sum(axis=2).sum(axis=0) if need_db else None
+    dx = dw = None
+    if need_dw:
+        if weight_grad == "im2col":
+            dw = _conv.conv2d_backward(x, w, dy, 1, padding, groups, need_dx=False, need_db=False)[1]
+        else:
+            dw = pick(conv2d_weight_grad_reference, conv2d_weight_grad_numba, conv2d_weight_grad_xp, x)(
+                x, dy, w.shape, padding, groups, m)
+    if need_dx:
+        dx = conv2d_forward(dy, flipped_weight(w, groups), None, (r - 1 - padding[0], r - 1 - padding[1]), groups, m)
+    return dx, dw, db
+
+
+def _contig(a):
+    return backend.get_array_module(a).ascontiguousarray(a)
