@@ -30,7 +30,7 @@ from .gradcheck import GradcheckError, gradcheck
 from .tensor import Size
 from .backend import device
 from . import cuda  # noqa: E402
-from .creation import (arange, empty, eye, from_numpy, full, full_like, linspace, ones_like, rand, randint,
+from .creation import (arange, empty, eye, from_numpy, full, full_like, linspace, normal, ones_like, rand, randint,
                        zeros_like)
 from .serialization import load, save
 from .toplevel import *  # noqa: F401,F403  md.exp, md.max, md.cat ... (torch's top-level functions)
@@ -42,7 +42,7 @@ __all__ = [
     "Function", "GradcheckError", "Tensor", "as_tensor", "float32", "float64", "functional", "get_rng_state",
     "gpu_available", "gradcheck", "initial_seed", "is_grad_enabled", "manual_seed", "nn", "no_grad", "ones",
     "optim", "randn", "set_grad_enabled", "set_rng_state", "tensor", "zeros",
-    "Size", "arange", "cuda", "device", "empty", "eye", "from_numpy", "full", "full_like", "linspace", "load",
+    "Size", "arange", "cuda", "device", "empty", "eye", "from_numpy", "full", "full_like", "linspace", "load", "normal",
     "ones_like", "rand", "randint", "save", "zeros_like", "double", "float16", "half", "int32", "int64", "long",
     "uint8", *(name for name in _toplevel_all if name not in ("abs", "max", "min", "sum")),
 ]  # md.abs, md.max, md.min, md.sum, md.bool, md.float, md.int exist but stay out of `import *` (builtins)

@@ -70,6 +70,19 @@ def rand(*size, dtype=None, device="cpu", requires_grad=False) -> Tensor:
     return _make(generator("init").random(_shape(size, "rand")), dtype, device, requires_grad)
 
 
+def normal(mean, std, size=None, *, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    """Samples of N(mean, std^2), as torch.normal(mean, std, size) with float mean and std
+    (d2l writes its weights so); tensor-valued mean or std are not provided."""
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (mean, std)):
+        raise TypeError(f"normal: mean and std must be numbers (tensor-valued ones are not provided), got "
+                        f"{type(mean).__name__} and {type(std).__name__}")
+    if size is None:
+        raise TypeError("normal: give the size, as normal(mean, std, size=(rows, cols))")
+    if not std >= 0:
+        raise ValueError(f"normal: std must be >= 0, got {std}")
+    return _make(generator("init").normal(mean, std, _shape((size,), "normal")), dtype, device, requires_grad)
+
+
 def randint(low, high=None, size=None, *, dtype=None, device="cpu", requires_grad=False) -> Tensor:
     """Integers in [low, high), as torch.randint(high, size) or torch.randint(low, high, size)."""
     if size is None and isinstance(high, (tuple, list)):

@@ -22,9 +22,13 @@ __all__ = [
 
 
 def _tensor(x, what) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{what}: expected a Tensor, got {type(x).__name__}")
-    return x
+    """x itself, or a NumPy/CuPy array as a constant Tensor: minidl's ``t.data`` is the raw array, so
+    torch idioms such as ``torch.max(outputs.data, 1)`` hand these functions an array."""
+    if isinstance(x, Tensor):
+        return x
+    if hasattr(x, "__array_interface__") or hasattr(x, "__cuda_array_interface__"):
+        return Tensor(x)
+    raise TypeError(f"{what}: expected a Tensor, got {type(x).__name__}")
 
 
 def exp(x): return _tensor(x, "exp").exp()                       # noqa: E704

@@ -7,7 +7,8 @@ the PyTorch run rewrites only those lines (``minidl.functional`` -> ``torch.nn.f
 ``minidl`` -> ``torch``). The data are the first few thousand images of the real Fashion-MNIST.
 For the comparison, dropout is off and the loaders do not shuffle (the two frameworks draw
 different random numbers); the losses then agree to float32 rounding, which grows slowly with
-the steps taken: LOSS_RTOL below, measured with margin over 30-40 steps.
+the steps taken: LOSS_RTOL below, measured with margin over 30 steps (chaotic
+growth makes later steps drift further: momentum SGD at lr 0.05 reached 1% by step 40).
 """
 from __future__ import annotations
 
@@ -80,14 +81,14 @@ def test_mnist_example_matches_pytorch(fashion, tmp_path, monkeypatch):
     initial = numpy_state(ours.Net(0.0))
     _, our_losses, our_test_loss, our_acc = ours.main(data, max_steps=30, dropout=0.0, shuffle=False,
                                                       initial_state=initial)
+    saved = md.load(tmp_path / "mnist_cnn.pt")        # torch.save(model.state_dict(), "mnist_cnn.pt")
+    assert set(saved) == set(initial)
     _, their_losses, their_test_loss, their_acc = theirs.main(data, max_steps=30, dropout=0.0, shuffle=False,
                                                               initial_state=torch_state(initial))
     assert_same_losses(our_losses, their_losses, "mnist_example")
     assert our_test_loss == pytest.approx(their_test_loss, rel=LOSS_RTOL)
     assert abs(our_acc - their_acc) <= 0.005          # at most 5 of 1,000 test images differ
     assert our_losses[-1] < 0.6 * our_losses[0]       # and it trains
-    saved = md.load(tmp_path / "mnist_cnn.pt")        # torch.save(model.state_dict(), "mnist_cnn.pt")
-    assert set(saved) == set(initial)
 
 
 def test_mnist_example_trains_with_dropout_and_shuffling(fashion, tmp_path, monkeypatch):
@@ -107,7 +108,7 @@ def test_d2l_scratch_sgd_matches_pytorch(fashion):
                                      theirs.init_params(initial=initial), lr=0.5)
     assert_same_losses(our_run[0], their_run[0], "d2l scratch")
     assert our_run[1:] == pytest.approx(their_run[1:], rel=LOSS_RTOL, abs=2 / 1920)
-    assert our_run[0][-1] < 0.7 * our_run[0][0]       # the hand-written SGD does update the parameters
+    assert np.mean(our_run[0][-5:]) < 0.8 * np.mean(our_run[0][:5])   # the hand-written SGD does update the parameters
 
 
 def test_d2l_train_ch6_matches_pytorch(fashion):
@@ -129,12 +130,17 @@ def test_cifar_tutorial_matches_pytorch(fashion, tmp_path):
     ours, theirs = load_client("cifar_tutorial", "minidl"), load_client("cifar_tutorial", "torch")
     initial = numpy_state(ours.Net())
     our_net, our_losses, our_acc, our_per_class = ours.main(*fashion, shuffle=False, initial_state=initial,
-                                                           path=str(tmp_path / "ours.pth"))
-    _, their_losses, their_acc, their_per_class = theirs.main(*fashion, shuffle=False,
+                                                           max_steps=30, path=str(tmp_path / "ours.pth"))
+    _, their_losses, their_acc, their_per_class = theirs.main(*fashion, shuffle=False, max_steps=30,
                                                              initial_state=torch_state(initial),
                                                              path=str(tmp_path / "theirs.pth"))
     assert_same_losses(our_losses, their_losses, "cifar_tutorial")
     assert abs(our_acc - their_acc) <= 0.005
     assert our_per_class.keys() == their_per_class.keys()
     assert sum(abs(our_per_class[k] - their_per_class[k]) for k in our_per_class) <= 0.05
-    assert np.mean(our_losses[-5:]) < 0.8 * np.mean(our_losses[:5])   # it trains
+
+
+def test_cifar_tutorial_trains_with_shuffling(fashion, tmp_path):
+    _, losses, accuracy, _ = load_client("cifar_tutorial", "minidl").main(*fashion, max_steps=60,
+                                                                         path=str(tmp_path / "net.pth"))
+    assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:10]) and accuracy > 0.3

@@ -482,3 +482,20 @@ def test_binary_result_dtype_follows_torch(op, left, right):
     ours, theirs = fn(as_md(left), as_md(right)), fn(as_torch(left), as_torch(right))
     assert str(ours.dtype) == str(theirs.dtype).replace("torch.", "")
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+
+
+def test_view_as_reshape_as_type_as_and_normal():
+    a, b = md.arange(6), md.zeros(2, 3)
+    assert a.view_as(b).shape == (2, 3) and a.reshape_as(b).shape == (2, 3)
+    assert a.type_as(b).dtype == np.float32
+    x = md.tensor(np.arange(6.0), requires_grad=True)
+    x.view_as(b).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones(6))
+    md.manual_seed(3)
+    w = md.normal(0, 0.01, size=(400, 50), requires_grad=True)
+    assert w.shape == (400, 50) and w.dtype == np.float32 and w.requires_grad
+    assert abs(w.numpy().std() - 0.01) < 0.001 and abs(w.numpy().mean()) < 0.001
+    md.manual_seed(3)
+    np.testing.assert_array_equal(md.normal(0, 0.01, size=(400, 50)).numpy(), w.numpy())   # seeded
+    with pytest.raises(TypeError, match="tensor-valued"):
+        md.normal(md.zeros(3), 1.0, size=(3,))

@@ -5,6 +5,7 @@ says which Function each operator (``+``, ``@``, ``.sum()``, indexing ...) calls
 """
 from __future__ import annotations
 
+import functools
 from collections import namedtuple
 
 import numpy as np
@@ -150,6 +151,9 @@ _methods = {
     "squeeze": shape.squeeze,
     "expand": shape.expand,
     "expand_as": lambda a, other: shape.expand(a, other.shape),
+    "view_as": lambda a, other: basic.Reshape.apply(a, shape=tuple(other.shape)),
+    "reshape_as": lambda a, other: basic.Reshape.apply(a, shape=tuple(other.shape)),
+    "type_as": lambda a, other: _type(a, other.dtype),
     "repeat": shape.repeat,
     "clone": lambda a: shape.Clone.apply(a),
     # dtypes
@@ -184,5 +188,24 @@ _methods = {
 }
 for _name in ("eq", "ne", "lt", "le", "gt", "ge"):
     _methods[_name] = _methods[f"__{_name}__"] = compare.compare(_name)
+
+
+def _numpy_names(method):
+    """Also accept NumPy's keyword names, as torch does: axis= for dim=, keepdims= for keepdim=."""
+    @functools.wraps(method)
+    def wrapper(t, *args, **kwargs):
+        for numpy_name, torch_name in (("axis", "dim"), ("keepdims", "keepdim")):
+            if numpy_name in kwargs:
+                if torch_name in kwargs:
+                    raise TypeError(f"{method.__name__}: give {torch_name}= or {numpy_name}=, not both")
+                kwargs[torch_name] = kwargs.pop(numpy_name)
+        return method(t, *args, **kwargs)
+    return wrapper
+
+
+for _name in ("sum", "mean", "max", "min", "argmax", "argmin", "squeeze", "unsqueeze", "softmax", "log_softmax",
+              "any", "all", "flatten", "cumsum", "std", "var", "prod", "norm"):
+    if _name in _methods:
+        _methods[_name] = _numpy_names(_methods[_name])
 for _name, _method in _methods.items():
     setattr(Tensor, _name, _method)
