@@ -10,7 +10,7 @@ from ..function import Function
 from ..kernels import conv as kernels
 
 
-class Conv2d(Function):
+class Conv2dFunction(Function):
     """y = conv2d(x, w) + b; x (N, C, H, W), w (O, C/groups, kh, kw), b (O,) or absent."""
 
     def forward(self, x, w, b=None, *, stride=(1, 1), padding=(0, 0), groups=1):
