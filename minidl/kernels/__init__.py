@@ -65,12 +65,14 @@ class CudaKernel:
     """A CUDA kernel minidl ships: the arguments of a CuPy kernel constructor, recorded at import.
 
     ``kind`` is "elementwise", "reduction" or "raw"; ``args`` the constructor's keyword arguments;
-    ``dtypes`` the types minidl binds the type placeholder T to (the compile test builds each).
-    ``get()`` builds the CuPy object on first use (CuPy compiles it at the first call per dtype).
+    ``dtypes`` the types minidl binds the type placeholder T to; ``scalars`` the inputs minidl passes
+    as scalars rather than arrays (the generated source declares them as values).  The compile test
+    builds every (kernel, dtype).  ``get()`` builds the CuPy object on first use (CuPy compiles it at
+    the first call per dtype).
     """
 
-    def __init__(self, kind, dtypes, args):
-        self.kind, self.dtypes, self.args = kind, tuple(dtypes), dict(args)
+    def __init__(self, kind, dtypes, args, scalars=()):
+        self.kind, self.dtypes, self.args, self.scalars = kind, tuple(dtypes), dict(args), tuple(scalars)
         self.name = self.args["name"]
         self._built = None
 
@@ -86,16 +88,17 @@ class CudaKernel:
         return f"<CudaKernel {self.kind} {self.name} {'/'.join(self.dtypes)}>"
 
 
-def _register(kind, dtypes, **args):
-    key = (kind, tuple(dtypes), tuple(sorted(args.items())))
+def _register(kind, dtypes, scalars=(), **args):
+    key = (kind, tuple(dtypes), tuple(scalars), tuple(sorted(args.items())))
     if key not in _cuda_kernels:
-        _cuda_kernels[key] = CudaKernel(kind, dtypes, args)
+        _cuda_kernels[key] = CudaKernel(kind, dtypes, args, scalars)
     return _cuda_kernels[key]
 
 
-def elementwise_kernel(in_params, out_params, operation, name, *, preamble="", dtypes=FLOAT_TYPES):
-    """Declare a cupy.ElementwiseKernel (same arguments); T takes each of ``dtypes``."""
-    return _register("elementwise", dtypes, in_params=in_params, out_params=out_params,
+def elementwise_kernel(in_params, out_params, operation, name, *, scalars=(), preamble="", dtypes=FLOAT_TYPES):
+    """Declare a cupy.ElementwiseKernel (same arguments); T takes each of ``dtypes``; ``scalars``
+    names the inputs passed as scalars."""
+    return _register("elementwise", dtypes, scalars, in_params=in_params, out_params=out_params,
                      operation=operation, name=name, preamble=preamble)
 
 

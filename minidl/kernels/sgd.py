@@ -137,10 +137,14 @@ def _sgd_body(paper, use_momentum, first, nesterov, decay):
 
 
 def _cuda_kernel(paper, use_momentum, first, nesterov, decay):
-    """The element-wise kernel for one combination of flags (identical sources are declared once)."""
+    """The element-wise kernel for one combination of flags, named by them (identical sources are
+    declared once)."""
     outputs = "T w, T v" if use_momentum else "T w"
-    return elementwise_kernel("T g, T lr, T mu, T od, T wd, T wd_lr", outputs,
-                              _sgd_body(paper, use_momentum, first, nesterov, decay), "minidl_sgd_step")
+    body = _sgd_body(paper, use_momentum, first, nesterov, decay)
+    flags = ("paper",) if paper else [name for name, on in [("momentum", use_momentum), ("first", first),
+                                                          ("nesterov", nesterov and use_momentum), ("decay", decay)] if on]
+    return elementwise_kernel("T g, T lr, T mu, T od, T wd, T wd_lr", outputs, body,
+                              "_".join(["minidl_sgd", *flags]), scalars=("lr", "mu", "od", "wd", "wd_lr"))
 
 
 def _reachable(paper, use_momentum, first, nesterov, decay):
