@@ -4,10 +4,12 @@ first call, for every dtype minidl binds T to.  The kernels come from minidl.ker
 so a kernel declared later (elementwise_kernel / reduction_kernel / raw_kernel) is compiled here
 without editing this file.
 
-Needs the gpu-check extra (pip install -e '.[gpu-check]'); skipped with that advice otherwise.
+Needs the gpu-check extra (pip install -e '.[gpu-check]'); skipped with that advice otherwise, or
+failed where MINIDL_REQUIRE_GPU_CHECK=1 (CI sets it, so a broken install cannot pass as skips).
 CuPy writes an ElementwiseKernel's or ReductionKernel's source in private functions; the extra
 pins CuPy's version, and a CuPy that moved them fails here saying so.
 """
+import os
 import re
 from pathlib import Path
 
@@ -18,16 +20,18 @@ from minidl import kernels
 
 pytestmark = pytest.mark.gpu_compile
 ARCHS = ("90", "80")
+REQUIRED = os.environ.get("MINIDL_REQUIRE_GPU_CHECK") == "1"
 PINNED = re.search(r'"cupy-cuda12x==([^"]+)"', (Path(__file__).parents[1] / "pyproject.toml").read_text())
 
 
 def _cupy():
-    cupy = pytest.importorskip("cupy", reason="CuPy is not installed: pip install -e '.[gpu-check]'")
     try:
+        import cupy
         from cupy.cuda import nvrtc
-        nvrtc.getVersion()
-    except Exception as exc:  # the NVRTC library is missing (CuPy without the gpu-check wheels)
-        pytest.skip(f"NVRTC is not loadable ({type(exc).__name__}: {exc}): pip install -e '.[gpu-check]'")
+        nvrtc.getVersion()    # the NVRTC library itself (CuPy without the gpu-check wheels lacks it)
+    except Exception as exc:
+        why = f"CuPy or NVRTC is not usable ({type(exc).__name__}: {exc}): pip install -e '.[gpu-check]'"
+        pytest.fail(why) if REQUIRED else pytest.skip(why)
     return cupy
 
 
