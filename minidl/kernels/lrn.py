@@ -39,7 +39,7 @@ def _flat(a):
     return a.reshape(a.shape[0], a.shape[1], -1)
 
 
-# -------------------------------------------------------------------- reference
+# ---------------------------------------------------------------------- reference
 def _scale_reference(x, size, alpha, k):
     """s = k + alpha/size * (window sum of x^2), one channel at a time."""
     C = x.shape[1]
@@ -68,7 +68,7 @@ def lrn_backward_reference(x, g, size, alpha, beta, k):
     return gx
 
 
-# ------------------------------------------------------------------------ numba
+# -------------------------------------------------------------------------- numba
 # Arrays are indexed as a[n, c, m] (C-contiguous, so LLVM vectorises the loops over m), and
 # the choice of power function is made outside the innermost loops (a test inside them stops
 # vectorisation).  For beta = 0.75 (every AlexNet) s^-0.75 = 1/sqrt(s*sqrt(s)): square roots
@@ -191,7 +191,7 @@ def lrn_backward_numba(x, g, size, alpha, beta, k):
     return gx
 
 
-# --------------------------------------------------------------------------- xp
+# ----------------------------------------------------------------------------- xp
 def _window_sum(xp, a, before, after):
     """out[:, c] = sum of a[:, c-before .. c+after] (zeros outside [0, C)), as shifted slices."""
     C = a.shape[1]
@@ -222,7 +222,7 @@ def lrn_backward_xp(x, g, size, alpha, beta, k):
     return g * p - x.dtype.type(2 * alpha * beta / size) * x * reflected
 
 
-# --------------------------------------------------------------------- dispatch
+# ----------------------------------------------------------------------- dispatch
 def lrn_forward(x, size, alpha, beta, k):
     """b = x * (k + alpha/size * window sum of x^2)^(-beta)."""
     return pick(lrn_forward_reference, lrn_forward_numba, lrn_forward_xp, x)(x, size, alpha, beta, k)

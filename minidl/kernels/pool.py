@@ -52,8 +52,8 @@ def adaptive_bins(size: int, out: int):
     return starts, ends
 
 
-# =================================================================== max_pool2d
-# -------------------------------------------------------------------- reference
+# ===================================================================== max_pool2d
+# ---------------------------------------------------------------------- reference
 def max_pool2d_forward_reference(x, kernel_size, stride, padding):
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     N, C, H, W = x.shape
@@ -80,7 +80,7 @@ def max_pool2d_backward_reference(g, idx, input_hw, kernel_size, stride, padding
     return gx.reshape(N, C, H, W)
 
 
-# ------------------------------------------------------------------------ numba
+# -------------------------------------------------------------------------- numba
 @njit(cache=True)
 def _max_pool2d_window_general(plane, h0, w0, kh, kw):
     """(max, flat index) of one window that may cross the padding or hold NaN: clipped to the
@@ -191,7 +191,7 @@ def max_pool2d_backward_numba(g, idx, input_hw, kernel_size, stride, padding):
     return gx
 
 
-# --------------------------------------------------------------------------- xp
+# ----------------------------------------------------------------------------- xp
 def _window_views(a, kernel_size, stride, out_hw):
     """For each window offset (r, s): the strided view a[:, :, r::sh, s::sw] cut to (Ho, Wo)."""
     (kh, kw), (sh, sw), (Ho, Wo) = kernel_size, stride, out_hw
@@ -249,7 +249,7 @@ def max_pool2d_backward_xp(g, idx, input_hw, kernel_size, stride, padding):
     return gpad[:, :, ph:ph + H, pw:pw + W].copy()
 
 
-# --------------------------------------------------------------------- dispatch
+# ----------------------------------------------------------------------- dispatch
 def max_pool2d_forward(x, kernel_size, stride, padding):
     """(y, idx): the max of each window and the int32 flat in-plane index of the (first) maximum."""
     return pick(max_pool2d_forward_reference, max_pool2d_forward_numba, max_pool2d_forward_xp, x)(
@@ -262,8 +262,8 @@ def max_pool2d_backward(g, idx, input_hw, kernel_size, stride, padding):
         g, idx, input_hw, kernel_size, stride, padding)
 
 
-# =================================================================== avg_pool2d
-# -------------------------------------------------------------------- reference
+# ===================================================================== avg_pool2d
+# ---------------------------------------------------------------------- reference
 def avg_pool2d_forward_reference(x, kernel_size, stride, padding):
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     N, C, H, W = x.shape
@@ -287,7 +287,7 @@ def avg_pool2d_backward_reference(g, input_hw, kernel_size, stride, padding):
     return gpad[:, :, ph:ph + H, pw:pw + W].copy()
 
 
-# ------------------------------------------------------------------------ numba
+# -------------------------------------------------------------------------- numba
 # Average and adaptive pooling share one skeleton: along each axis, output index i reads the
 # input range [start[i], end[i]) (already clipped to the plane) and divides by count[i] (the
 # window's length with the padding counted, or the bin's length): y = window sum / (hn[i] * wn[j]).
@@ -350,7 +350,7 @@ def avg_pool2d_backward_numba(g, input_hw, kernel_size, stride, padding):
                                     *_avg_windows(W, kernel_size[1], stride[1], padding[1]))
 
 
-# --------------------------------------------------------------------------- xp
+# ----------------------------------------------------------------------------- xp
 def avg_pool2d_forward_xp(x, kernel_size, stride, padding):
     """Array-generic: the sum of kh*kw strided views of the zero-padded input, / (kh*kw)."""
     xp = backend.get_array_module(x)
@@ -376,7 +376,7 @@ def avg_pool2d_backward_xp(g, input_hw, kernel_size, stride, padding):
     return gpad[:, :, ph:ph + H, pw:pw + W].copy()
 
 
-# --------------------------------------------------------------------- dispatch
+# ----------------------------------------------------------------------- dispatch
 def avg_pool2d_forward(x, kernel_size, stride, padding):
     """y: the mean of each window, padding counted as zeros in the divisor kh*kw."""
     return pick(avg_pool2d_forward_reference, avg_pool2d_forward_numba, avg_pool2d_forward_xp, x)(
@@ -389,8 +389,8 @@ def avg_pool2d_backward(g, input_hw, kernel_size, stride, padding):
         g, input_hw, kernel_size, stride, padding)
 
 
-# ========================================================== adaptive_avg_pool2d
-# -------------------------------------------------------------------- reference
+# ============================================================ adaptive_avg_pool2d
+# ---------------------------------------------------------------------- reference
 def adaptive_avg_pool2d_forward_reference(x, output_hw):
     Ho, Wo = output_hw
     H, W = x.shape[2:]
@@ -414,7 +414,7 @@ def adaptive_avg_pool2d_backward_reference(g, input_hw):
     return gx
 
 
-# ------------------------------------------------------------------------ numba
+# -------------------------------------------------------------------------- numba
 def adaptive_avg_pool2d_forward_numba(x, output_hw):
     H, W = x.shape[2:]
     return _window_mean_nb(np.ascontiguousarray(x), *_adaptive_windows(H, output_hw[0]),
@@ -427,7 +427,7 @@ def adaptive_avg_pool2d_backward_numba(g, input_hw):
                                     *_adaptive_windows(W, g.shape[3]))
 
 
-# --------------------------------------------------------------------------- xp
+# ----------------------------------------------------------------------------- xp
 def _bin_matrix(xp, size, out, dtype):
     """A (out, size): A[i, h] = 1/len(bin i) for h in bin i, else 0."""
     starts, ends = adaptive_bins(size, out)
@@ -453,7 +453,7 @@ def adaptive_avg_pool2d_backward_xp(g, input_hw):
     return xp.ascontiguousarray(ah.T @ g @ aw)
 
 
-# --------------------------------------------------------------------- dispatch
+# ----------------------------------------------------------------------- dispatch
 def adaptive_avg_pool2d_forward(x, output_hw):
     """y (N, C, Ho, Wo): the mean of each of PyTorch's adaptive bins."""
     return pick(adaptive_avg_pool2d_forward_reference, adaptive_avg_pool2d_forward_numba,
