@@ -35,29 +35,33 @@ part() {
     printf '%-10s exit %3d  %4ds  (%s)\n' "$name" "$code" "$((SECONDS - start))" "$OUT/gpu-$name.log"
 }
 
+# Budget (the real run): 40 + 100 + 30 + 90 + 60 + 140 + 20 s = 8 min at the very most. The dry
+# run takes ~20 s, but its limits allow for a fresh checkout, where Numba compiles every CPU kernel.
+SHORT=30 LONG=90
 if [ -n "$DRY" ]; then
+    SHORT=300 LONG=300
     # no GPU: the tests are only collected, the checks run with the "GPU" side on the CPU
-    part tests 60 "$PY" -m pytest -q --collect-only -m "gpu or gpu_compile" tests
-    part bench 30 "$PY" -m alexnet bench --devices gpu --help
-    part speed 30 "$PY" "${CHECKS[@]}" speed --dry-run
+    part tests 300 "$PY" -m pytest -q --collect-only -m "gpu or gpu_compile" tests
+    part bench 300 "$PY" -m alexnet bench --devices gpu --help
+    part speed 300 "$PY" "${CHECKS[@]}" speed --dry-run
 else
-    part gpu-tests 100 "$PY" -m pytest -q -rs -m gpu tests
-    part compile    45 "$PY" -m pytest -q -m gpu_compile tests/test_cuda_compile.py
+    part compile    40 "$PY" -m pytest -q -m gpu_compile tests/test_cuda_compile.py
+    part gpu-tests 100 "$PY" -m pytest -q -rs -m gpu tests   # also compiles the CPU kernels, warms CuPy's cache
 fi
-part dropout 30 "$PY" "${CHECKS[@]}" dropout $DRY
-part paper   75 "$PY" "${CHECKS[@]}" paper $DRY
-part train   60 "$PY" "${CHECKS[@]}" train $DRY
+part dropout "$SHORT" "$PY" "${CHECKS[@]}" dropout $DRY
+part paper   "$LONG" "$PY" "${CHECKS[@]}" paper $DRY
+part train   "$((LONG - 30))" "$PY" "${CHECKS[@]}" train $DRY
 BENCH_JSON=""
 if [ -z "$DRY" ]; then
     if "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
-        part bench 150 "$PY" -m alexnet bench --devices gpu --parts kernels steps --repeats 5 --out "$OUT" \
+        part bench 140 "$PY" -m alexnet bench --devices gpu --parts kernels steps --repeats 5 --out "$OUT" \
             --markdown "$OUT/bench-gpu.md"
         BENCH_JSON="$OUT/full-gpu.json"
     else
-        part bench 150 "$PY" "${CHECKS[@]}" speed
+        part bench 140 "$PY" "${CHECKS[@]}" speed
     fi
 fi
 # the report: docs/benchmarks.md's GPU section (a scratch copy in a dry run) and the verdict
 MARKDOWN=docs/benchmarks.md
 if [ -n "$DRY" ]; then cp docs/benchmarks.md "$OUT/benchmarks.md"; MARKDOWN="$OUT/benchmarks.md"; fi
-timeout 60 "$PY" "${CHECKS[@]}" report $DRY --markdown "$MARKDOWN" ${BENCH_JSON:+--bench-json "$BENCH_JSON"}
+timeout 20 "$PY" "${CHECKS[@]}" report $DRY --markdown "$MARKDOWN" ${BENCH_JSON:+--bench-json "$BENCH_JSON"}
