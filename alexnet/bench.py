@@ -370,11 +370,14 @@ def environment():
 
 
 def run(quick=False, parts=("kernels", "steps", "memory", "cold"), out_dir=RESULTS_DIR, log=print,
-        repeats=None):
-    """Run the chosen parts and write JSON (+ Markdown and PNG unless quick); returns the results."""
+        repeats=None, devices=None):
+    """Run the chosen parts and write JSON (+ Markdown and PNG unless quick); returns the results.
+    ``devices``: where to measure (default: the CPU, and the GPU when there is one)."""
     repeats = repeats or (3 if quick else 7)
     warmup = 1
-    devices = ["cpu"] + (["gpu"] if md.gpu_available() else [])
+    devices = list(devices or ["cpu"] + (["gpu"] if md.gpu_available() else []))
+    if "gpu" in devices:
+        backend.check_device("gpu")   # says why when there is none
     results = {"quick": quick, "environment": environment(), "repeats": repeats, "kernels": [], "steps": [],
                "memory": [], "cold_start": None}
     if "kernels" in parts:

@@ -41,6 +41,7 @@ class Function:
                                "move them with .to(device) first")
         fn = cls()
         fn.needs_input_grad = tuple(t.requires_grad for t in tensors)
+        fn.inputs = tensors          # before forward, so that self.xp is right inside it
         out = fn.forward(*(t.data for t in tensors), **settings)
         requires_grad = is_grad_enabled() and any(fn.needs_input_grad)
         result = Tensor(out, requires_grad=requires_grad)
@@ -50,10 +51,9 @@ class Function:
                 result._version = t._version
                 break
         if requires_grad:
-            fn.inputs = tensors
             fn.input_versions = tuple(t._version[0] for t in tensors)  # checked by backward, with
             fn.output_version = result._version[0]                      # the output's (forward may keep it)
-            result.grad_fn = fn
+            result.grad_fn = fn      # without a graph nothing keeps fn (nor its inputs) alive
         return result
 
     def forward(self, *arrays, **settings):
@@ -64,7 +64,10 @@ class Function:
 
     @property
     def xp(self):
-        """The array module (numpy or cupy) of this function's inputs."""
+        """The array module (numpy or cupy) of this function's inputs, in forward and backward."""
+        if not self.inputs:
+            raise RuntimeError(f"{type(self).__name__}.xp: the inputs are not known; run the function "
+                               f"through {type(self).__name__}.apply(...), not by calling forward directly")
         return backend.get_array_module(*(t.data for t in self.inputs))
 
     def release(self):

@@ -208,14 +208,14 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
     """
     from .ops import pool as _pool  # noqa: PLC0415
     kernel, stride, padding = _pool_args("max_pool2d", x, kernel_size, stride, padding)
-    return _pool.MaxPool2d.apply(x, kernel_size=kernel, stride=stride, padding=padding)
+    return _pool.MaxPool2dFunction.apply(x, kernel_size=kernel, stride=stride, padding=padding)
 
 
 def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
     """As torch.nn.functional.avg_pool2d with its defaults (count_include_pad=True, ceil_mode=False)."""
     from .ops import pool as _pool  # noqa: PLC0415
     kernel, stride, padding = _pool_args("avg_pool2d", x, kernel_size, stride, padding)
-    return _pool.AvgPool2d.apply(x, kernel_size=kernel, stride=stride, padding=padding)
+    return _pool.AvgPool2dFunction.apply(x, kernel_size=kernel, stride=stride, padding=padding)
 
 
 def _adaptive_output_size(name: str, x, output_size) -> tuple:
@@ -237,7 +237,7 @@ def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
     from .ops import pool as _pool  # noqa: PLC0415
     _check_float_input("adaptive_avg_pool2d", x, "4")
     size = _adaptive_output_size("adaptive_avg_pool2d", x, output_size)
-    return _pool.AdaptiveAvgPool2d.apply(x, output_size=size)
+    return _pool.AdaptiveAvgPool2dFunction.apply(x, output_size=size)
 
 
 def local_response_norm(x: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> Tensor:
@@ -258,7 +258,7 @@ def local_response_norm(x: Tensor, size: int, alpha: float = 1e-4, beta: float =
         if not isinstance(value, numbers.Real) or isinstance(value, bool):
             raise TypeError(f"local_response_norm: {arg} must be a number, got {value!r}")
     _check_float_input("local_response_norm", x, "3+")
-    return _lrn.LocalResponseNorm.apply(x, size=int(size), alpha=float(alpha), beta=float(beta), k=float(k))
+    return _lrn.LocalResponseNormFunction.apply(x, size=int(size), alpha=float(alpha), beta=float(beta), k=float(k))
 
 
 # ------------------------------------------------------- dropout, batch norm
@@ -287,7 +287,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, mode: str = "inver
     if p == 0:
         return x
     scale = 1.0 if mode == "paper" else (0.0 if p == 1 else 1.0 / (1.0 - p))
-    return _dropout.Dropout.apply(x, p=float(p), scale=scale, key=_random.dropout_key())
+    return _dropout.DropoutFunction.apply(x, p=float(p), scale=scale, key=_random.dropout_key())
 
 
 def batch_norm(x: Tensor, running_mean, running_var, weight: Tensor | None = None, bias: Tensor | None = None,
@@ -323,7 +323,7 @@ def batch_norm(x: Tensor, running_mean, running_var, weight: Tensor | None = Non
     xp = backend.get_array_module(x.data)
     weight = weight if weight is not None else xp.ones(channels, dtype=x.dtype)
     bias = bias if bias is not None else xp.zeros(channels, dtype=x.dtype)
-    return _bn.BatchNorm.apply(x, weight, bias, running_mean=running_mean, running_var=running_var,
+    return _bn.BatchNormFunction.apply(x, weight, bias, running_mean=running_mean, running_var=running_var,
                                training=bool(training), momentum=momentum, eps=eps)
 
 
@@ -382,8 +382,8 @@ def conv2d(x: Tensor, w: Tensor, b: Tensor | None = None, stride=1, padding=0, g
             raise ValueError(f"conv2d: bias has shape {b.shape}, expected ({o},) for weight shape {w.shape}")
         if b.dtype != w.dtype:
             raise TypeError(f"conv2d: bias dtype {b.dtype} differs from weight dtype {w.dtype}")
-        return _conv.Conv2d.apply(x, w, b, stride=stride, padding=padding, groups=int(groups))
-    return _conv.Conv2d.apply(x, w, stride=stride, padding=padding, groups=int(groups))
+        return _conv.Conv2dFunction.apply(x, w, b, stride=stride, padding=padding, groups=int(groups))
+    return _conv.Conv2dFunction.apply(x, w, stride=stride, padding=padding, groups=int(groups))
 
 
 # ------------------------------------------------- activations (minidl/ops/activation.py)

@@ -4,7 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test,dist]'
+# gpu-check: CuPy and NVIDIA's compiler wheels (~230 MB), so that tests/test_cuda_compile.py compiles
+# every CUDA kernel for the GPUs we target; no GPU is needed (GPU tests skip and say why).
+.venv/bin/python -m pip install -q -e '.[test,dist,gpu-check]'
 # OPENBLAS_THREAD_TIMEOUT=1: BLAS threads park at once, so they do not fight Numba's threads.
 export OPENBLAS_THREAD_TIMEOUT=1
 set +e

@@ -14,7 +14,7 @@ def pytest_collection_modifyitems(config, items):
     from minidl import backend
     if backend.gpu_available():
         return
-    reason = f"no GPU: {backend._cupy_problem}"
+    reason = f"no GPU: {backend.gpu_unavailable_reason()}"
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(pytest.mark.skip(reason=reason))

@@ -2,7 +2,10 @@
 
 ``check(md_fn, torch_fn, shapes)`` makes random inputs of the given shapes, runs
 minidl and PyTorch on the same values, forward and backward with the same
-random upstream gradient, and compares outputs and every input's gradient:
+random upstream gradient, and compares outputs and every input's gradient.
+Where both sides are the same expression (Tensor methods and operators, which
+mirror torch's), leave torch_fn out: ``check(lambda a: (a * 2).sum(dim=1), shapes=[(3, 4)])``.
+Tolerances:
     float32: |ours - torch| <= atol + rtol * |torch|, atol=1e-5 * scale, rtol=1e-4 by default,
              where scale = max(1, max |torch|) (sums of many float32 terms round differently);
     float64: atol=1e-9 * scale, rtol=1e-7 (the same maths, so only rounding order differs).
@@ -28,13 +31,14 @@ def assert_close(ours, theirs, dtype, what, atol=None, rtol=None):
     np.testing.assert_allclose(ours, theirs, atol=atol * scale, rtol=rtol, err_msg=what)
 
 
-def check(md_fn, torch_fn, shapes, *, low=-2.0, high=2.0, dtypes=(np.float32, np.float64),
+def check(md_fn, torch_fn=None, shapes=None, *, low=-2.0, high=2.0, dtypes=(np.float32, np.float64),
           grad=True, atol=None, rtol=None, seed=0, inputs=None):
-    """Compare md_fn and torch_fn forward and backward on random inputs of ``shapes``.
+    """Compare md_fn and torch_fn (md_fn itself when None) forward and backward on random inputs of ``shapes``.
 
     ``inputs`` (optional): a function rng, dtype -> list of arrays, for inputs that
     need special values (positive, no ties ...). Returns nothing; raises on mismatch.
     """
+    torch_fn = md_fn if torch_fn is None else torch_fn
     for dtype in dtypes:
         rng = np.random.default_rng(seed)
         arrays = inputs(rng, dtype) if inputs else [rng.uniform(low, high, s).astype(dtype) for s in shapes]

@@ -33,7 +33,7 @@ def test_im2col_versions_match_reference(shape, ks, stride, pad, dtype):
     kh, kw = K._pair(ks)
     oh, ow = K.output_size(shape[2], shape[3], ks, stride, pad)
     assert expected.shape == (shape[1] * kh * kw, shape[0] * oh * ow)
-    for version in (K.im2col_numba, K.im2col_cupy, K.im2col):
+    for version in (K.im2col_numba, K.im2col_xp, K.im2col):
         got = version(x, ks, stride, pad)
         assert got.dtype == dtype and got.flags.c_contiguous
         np.testing.assert_array_equal(got, expected, err_msg=version.__name__)  # pure copies: exact
@@ -58,7 +58,7 @@ def test_col2im_versions_match_reference_and_are_the_adjoint(shape, ks, stride, 
     x = rng.standard_normal(shape).astype(dtype)
     col = rng.standard_normal(K.im2col_reference(x, ks, stride, pad).shape).astype(dtype)
     expected = K.col2im_reference(col, shape, ks, stride, pad)
-    for version in (K.col2im_numba, K.col2im_cupy, K.col2im):
+    for version in (K.col2im_numba, K.col2im_xp, K.col2im):
         got = version(col, shape, ks, stride, pad)
         assert got.dtype == dtype and got.shape == shape
         np.testing.assert_allclose(got, expected, **_tol(dtype), err_msg=version.__name__)
@@ -116,10 +116,10 @@ def test_conv2d_gradcheck_float64():
 def test_gpu_code_path_run_with_numpy(monkeypatch):
     """conv2d_forward/backward with every dispatcher forced to its array-generic (GPU) version,
     run on NumPy arrays, against PyTorch."""
-    monkeypatch.setattr(K, "im2col", K.im2col_cupy)
-    monkeypatch.setattr(K, "col2im", K.col2im_cupy)
-    monkeypatch.setattr(K, "unpack_output", K.unpack_output_generic)
-    monkeypatch.setattr(K, "pack_grad", K.pack_grad_generic)
+    monkeypatch.setattr(K, "im2col", K.im2col_xp)
+    monkeypatch.setattr(K, "col2im", K.col2im_xp)
+    monkeypatch.setattr(K, "unpack_output", K.unpack_output_xp)
+    monkeypatch.setattr(K, "pack_grad", K.pack_grad_xp)
     rng = np.random.default_rng(8)
     x, w, b = rng.standard_normal((3, 4, 9, 8)), rng.standard_normal((6, 2, 3, 3)), rng.standard_normal(6)
     tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))

@@ -43,14 +43,14 @@ def test_forward_backward_versions_agree(shape, dtype):
     x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
     g = np.random.default_rng(1).standard_normal(shape).astype(dtype)
     y_ref, m_ref = K.dropout_forward_reference(x, 0.4, 3, 5, 1 / 0.6)
-    for fn in (K.dropout_forward_numba, K.dropout_forward_cupy):
+    for fn in (K.dropout_forward_numba, K.dropout_forward_xp):
         y, m = fn(x, 0.4, 3, 5, 1 / 0.6)
         assert y.dtype == dtype and y.shape == shape
         np.testing.assert_array_equal(m, m_ref)
         np.testing.assert_array_equal(y, y_ref)
     expected = np.where(m_ref, g * dtype(1 / 0.6), dtype(0))
     np.testing.assert_array_equal(K.dropout_backward_numba(g, m_ref, 1 / 0.6), expected)
-    np.testing.assert_array_equal(K.dropout_backward_cupy(g, m_ref, 1 / 0.6), expected)
+    np.testing.assert_array_equal(K.dropout_backward_xp(g, m_ref, 1 / 0.6), expected)
 
 
 def test_non_contiguous_input():

@@ -10,7 +10,7 @@ from minidl.kernels import elementwise
 def test_add_matches_numpy(shape, dtype):
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype)
-    for add in (elementwise.add_numba, elementwise.add_cupy, elementwise.add_reference, elementwise.add):
+    for add in (elementwise.add_numba, elementwise.add_xp, elementwise.add_reference, elementwise.add):
         out = add(a, b)
         assert out.shape == shape and out.dtype == dtype
         np.testing.assert_array_equal(out, a + b)

@@ -38,7 +38,7 @@ def test_kernels_match_reference(shape, size, dtype, beta):
     ref = lrn.lrn_forward_reference(x, size, a, b, k)
     gx_ref = lrn.lrn_backward_reference(x, g, size, a, b, k)
     tol = 2e-6 if dtype == np.float32 else 1e-12
-    for name in ("numba", "cupy"):
+    for name in ("numba", "xp"):
         out = getattr(lrn, f"lrn_forward_{name}")(x, size, a, b, k)
         assert out.dtype == dtype and out.shape == shape, name
         np.testing.assert_allclose(out, ref, rtol=tol, atol=tol, err_msg=f"{name} output")

@@ -15,6 +15,8 @@ def register(subparsers):
     p.add_argument("--quick", action="store_true", help="tiny shapes, few repeats (under a minute)")
     p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to measure")
     p.add_argument("--repeats", type=V.POSITIVE_INT, default=None, help="timed repeats per side (default 7, quick 3)")
+    p.add_argument("--devices", nargs="+", choices=("cpu", "gpu"), default=None,
+                   help="where to measure (default: the CPU, and the GPU when there is one)")
     p.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     p.add_argument("--markdown", default=None,
                    help="update the results section of this Markdown file (default: docs/benchmarks.md "
@@ -26,7 +28,8 @@ def run(args):
     from alexnet import bench, bench_report  # noqa: PLC0415 - imports torch
 
     out = args.out or bench.RESULTS_DIR
-    results = bench.run(quick=args.quick, parts=tuple(args.parts), out_dir=out, repeats=args.repeats)
+    results = bench.run(quick=args.quick, parts=tuple(args.parts), out_dir=out, repeats=args.repeats,
+                        devices=args.devices)
     print(f"results: {results['path']}")
     markdown = args.markdown or (None if args.quick else os.path.join("docs", "benchmarks.md"))
     if markdown:

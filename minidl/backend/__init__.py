@@ -25,14 +25,15 @@ def _load_cupy():
         _cupy_problem = (f"CuPy is not installed or failed to import ({exc.__class__.__name__}: {exc}); "
                          "install the GPU extra: pip install -e '.[gpu]'")
         return None
-    try:
+    version = getattr(cupy, "__version__", "?")
+    try:   # no driver (a machine without a GPU) raises CUDARuntimeError here, not at import
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:
-        count, detail = 0, f" ({exc.__class__.__name__}: {exc})"
+        count, detail = 0, f"{exc.__class__.__name__}: {exc}"
     else:
-        detail = ""
+        detail = "the CUDA runtime reports 0 devices"
     if count < 1:
-        _cupy_problem = f"CuPy is installed but no CUDA GPU was found{detail}"
+        _cupy_problem = f"CuPy {version} is installed but no CUDA GPU is usable ({detail})"
         return None
     _cupy = cupy
     return _cupy
@@ -41,6 +42,11 @@ def _load_cupy():
 def gpu_available() -> bool:
     """True when CuPy imports and at least one CUDA GPU is visible."""
     return _load_cupy() is not None
+
+
+def gpu_unavailable_reason():
+    """Why device "gpu" cannot be used, as a sentence (None when it can)."""
+    return None if gpu_available() else _cupy_problem
 
 
 def cupy_module():

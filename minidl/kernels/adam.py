@@ -8,10 +8,14 @@ int (t).  Per element, in this order, in w's dtype (the scalars are rounded to i
     v  = v * b2 + ((1 - b2) * g') * g'
     w  = w - (step_size * m) / (sqrt(v) / sqrt(1 - b2^t) + eps),   step_size = lr / (1 - b1^t)
 
+Layout: any shape; the fast versions see every array as a flat C-contiguous vector.  There is
+no backward: this is the optimizer's update (docs/kernels/optim.md).
+
 - ``adam_step_reference``: whole-array statements (several passes over memory).
 - ``adam_step_numba``: ONE parallel pass over the flattened arrays (the CPU default).
-- ``adam_step_cupy``: a cupy.ElementwiseKernel doing the same pass on the GPU; ``adam_step_xp``
-  mirrors its body on whole arrays (NumPy or CuPy) so the tests can run its logic.
+- ``adam_step_xp``: the CUDA kernel's body on whole arrays (NumPy or CuPy), so the tests run its
+  logic without a GPU.
+- ``adam_step_cupy``: a cupy.ElementwiseKernel doing the one pass on the GPU.
 - ``adam_step``: the dispatcher the optimizer calls.
 """
 from __future__ import annotations
@@ -22,9 +26,23 @@ import numpy as np
 from numba import njit, prange
 
 from .. import backend
-from . import pick
+from . import elementwise_kernel, pick
 
 
+def _setup(w, g, state, lr, betas, eps, weight_decay):
+    """Shared by the fast versions: state creation, step count and the scalars in w's dtype."""
+    xp = backend.get_array_module(w)
+    if "exp_avg" not in state:
+        state["step"], state["exp_avg"], state["exp_avg_sq"] = 0, xp.zeros_like(w), xp.zeros_like(w)
+    state["step"] += 1
+    b1, b2 = betas
+    t, n = state["step"], w.dtype.type
+    scalars = dict(b1=n(b1), b2=n(b2), omb1=n(1 - b1), omb2=n(1 - b2), wd=n(weight_decay), eps=n(eps),
+                   step_size=n(lr / (1 - b1 ** t)), bc2_sqrt=n(math.sqrt(1 - b2 ** t)))
+    return g.astype(w.dtype, copy=False), state["exp_avg"], state["exp_avg_sq"], scalars
+
+
+# ---------------------------------------------------------------------- reference
 def adam_step_reference(w, g, state, lr, betas, eps, weight_decay):
     b1, b2 = betas
     if weight_decay:
@@ -42,21 +60,7 @@ def adam_step_reference(w, g, state, lr, betas, eps, weight_decay):
     w -= (lr / (1 - b1 ** t)) * m / denom
 
 
-
-def _setup(w, g, state, lr, betas, eps, weight_decay):
-    """Shared by the fast versions: state creation, step count and the scalars in w's dtype."""
-    xp = backend.get_array_module(w)
-    if "exp_avg" not in state:
-        state["step"], state["exp_avg"], state["exp_avg_sq"] = 0, xp.zeros_like(w), xp.zeros_like(w)
-    state["step"] += 1
-    b1, b2 = betas
-    t, n = state["step"], w.dtype.type
-    scalars = dict(b1=n(b1), b2=n(b2), omb1=n(1 - b1), omb2=n(1 - b2), wd=n(weight_decay), eps=n(eps),
-                   step_size=n(lr / (1 - b1 ** t)), bc2_sqrt=n(math.sqrt(1 - b2 ** t)))
-    return g.astype(w.dtype, copy=False), state["exp_avg"], state["exp_avg_sq"], scalars
-
-
-# ------------------------------------------------------------------------ Numba
+# -------------------------------------------------------------------------- numba
 @njit(cache=True, parallel=True)
 def _adam_kernel(w, g, m, v, b1, b2, omb1, omb2, wd, eps, step_size, bc2_sqrt, decay):
     for i in prange(w.size):
@@ -78,32 +82,7 @@ def adam_step_numba(w, g, state, lr, betas, eps, weight_decay):
                  s["omb1"], s["omb2"], s["wd"], s["eps"], s["step_size"], s["bc2_sqrt"], weight_decay != 0)
 
 
-# ------------------------------------------------------------------- GPU (CuPy)
-_ADAM_BODY = """
-    T gi = g;
-    if (decay) gi = gi + wd * w;
-    T mi = m * b1 + omb1 * gi;
-    T vi = v * b2 + omb2 * gi * gi;
-    m = mi;
-    v = vi;
-    w = w - step_size * mi / (sqrt(vi) / bc2_sqrt + eps);
-"""
-_cupy_kernel = None
-
-
-def adam_step_cupy(w, g, state, lr, betas, eps, weight_decay):
-    """One pass on the GPU with a cupy.ElementwiseKernel (compiled once per dtype by CuPy)."""
-    global _cupy_kernel
-    cp = backend.cupy_module()
-    g, m, v, s = _setup(w, g, state, lr, betas, eps, weight_decay)
-    if _cupy_kernel is None:
-        _cupy_kernel = cp.ElementwiseKernel(
-            "T g, T b1, T b2, T omb1, T omb2, T wd, T eps, T step_size, T bc2_sqrt, bool decay",
-            "T w, T m, T v", _ADAM_BODY, "minidl_adam_step")
-    _cupy_kernel(g, s["b1"], s["b2"], s["omb1"], s["omb2"], s["wd"], s["eps"], s["step_size"], s["bc2_sqrt"],
-                 np.bool_(weight_decay != 0), w, m, v)
-
-
+# ----------------------------------------------------------------------------- xp
 def adam_step_xp(w, g, state, lr, betas, eps, weight_decay):
     """``adam_step_cupy``'s kernel body, statement by statement, on whole arrays (NumPy or CuPy)."""
     xp = backend.get_array_module(w)
@@ -118,7 +97,30 @@ def adam_step_xp(w, g, state, lr, betas, eps, weight_decay):
     w[...] = w - s["step_size"] * mi / (xp.sqrt(vi) / s["bc2_sqrt"] + s["eps"])
 
 
+# --------------------------------------------------------------------------- cupy
+_ADAM_BODY = """
+    T gi = g;
+    if (decay) gi = gi + wd * w;
+    T mi = m * b1 + omb1 * gi;
+    T vi = v * b2 + omb2 * gi * gi;
+    m = mi;
+    v = vi;
+    w = w - step_size * mi / (sqrt(vi) / bc2_sqrt + eps);
+"""
+_CUDA_KERNEL = elementwise_kernel(
+    "T g, T b1, T b2, T omb1, T omb2, T wd, T eps, T step_size, T bc2_sqrt, bool decay",
+    "T w, T m, T v", _ADAM_BODY, "minidl_adam_step")
+
+
+def adam_step_cupy(w, g, state, lr, betas, eps, weight_decay):
+    """One pass on the GPU with a cupy.ElementwiseKernel (compiled once per dtype by CuPy)."""
+    g, m, v, s = _setup(w, g, state, lr, betas, eps, weight_decay)
+    _CUDA_KERNEL.get()(g, s["b1"], s["b2"], s["omb1"], s["omb2"], s["wd"], s["eps"], s["step_size"],
+                       s["bc2_sqrt"], np.bool_(weight_decay != 0), w, m, v)
+
+
+# ----------------------------------------------------------------------- dispatch
 def adam_step(w, g, state, lr, betas, eps, weight_decay):
-    """Update w and state in place (CuPy kernel for GPU arrays, Numba otherwise)."""
-    fn = pick(adam_step_reference, adam_step_numba, adam_step_cupy, w)
-    fn(w, g, state, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    """Update w and state in place (the CUDA kernel for GPU arrays, Numba otherwise)."""
+    pick(adam_step_reference, adam_step_numba, adam_step_xp, w, cupy=adam_step_cupy)(
+        w, g, state, lr, betas, eps, weight_decay)

@@ -18,9 +18,9 @@ Each version returns forward: (y, mean, var, invstd), backward: (dx, dw, db), al
 - ``*_numba``: parallel over channels; per-channel sums accumulate in float64 (deliberately, as
   PyTorch's CPU kernel does: a float32 running sum over 10^6 values loses digits), the
   element-wise work stays in x's dtype.
-- ``*_cupy``: array-generic (NumPy or CuPy): a few reductions, then ONE element-wise pass with
-  per-channel coefficients (y = x * a_c + s_c;  dx = g * a_c + x * k_c + s_c), tested with NumPy.
-- ``batch_norm_forward`` / ``batch_norm_backward``: dispatchers (CuPy for GPU arrays, Numba otherwise).
+- ``*_xp``: array-generic (the GPU default; NumPy in the tests): a few reductions, then ONE
+  element-wise pass with per-channel coefficients (y = x * a_c + s_c;  dx = g * a_c + x * k_c + s_c).
+- ``batch_norm_forward`` / ``batch_norm_backward``: dispatchers.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def _col(v):
     return v.reshape(1, -1, 1)
 
 
-# ------------------------------------------------------------------ reference
+# ---------------------------------------------------------------------- reference
 def batch_norm_forward_reference(x, weight, bias, eps, mean=None, var=None):
     x3 = _view3(x)
     if mean is None:
@@ -64,34 +64,7 @@ def batch_norm_backward_reference(g, x, mean, invstd, weight, batch_stats):
     return dx.reshape(x.shape), dw, db
 
 
-# ---------------------------------------------------------- array-generic (GPU)
-def batch_norm_forward_cupy(x, weight, bias, eps, mean=None, var=None):
-    xp = backend.get_array_module(x)
-    x3 = _view3(x)
-    if mean is None:
-        mean = x3.mean(axis=(0, 2))
-        var = xp.square(x3 - _col(mean)).mean(axis=(0, 2))
-    invstd = 1 / xp.sqrt(var + x.dtype.type(eps))
-    a = weight * invstd                      # y = (x - mean) * invstd * w + b = x * a + s
-    s = bias - mean * a
-    return (x3 * _col(a) + _col(s)).reshape(x.shape), mean, var, invstd
-
-
-def batch_norm_backward_cupy(g, x, mean, invstd, weight, batch_stats):
-    g3, x3 = _view3(g), _view3(x)
-    m = x3.shape[0] * x3.shape[2]
-    db = g3.sum(axis=(0, 2))
-    dw = (g3 * (x3 - _col(mean))).sum(axis=(0, 2)) * invstd
-    a = weight * invstd
-    if not batch_stats:
-        return (g3 * _col(a)).reshape(x.shape), dw, db
-    # dx = a (g - db/M - (x - mean) invstd dw/M) = g a + x k + s
-    k = -a * invstd * dw / m
-    s = -a * db / m - mean * k
-    return (g3 * _col(a) + x3 * _col(k) + _col(s)).reshape(x.shape), dw, db
-
-
-# ------------------------------------------------------------------------ Numba
+# -------------------------------------------------------------------------- numba
 @njit(cache=True, parallel=True)
 def _stats_kernel(x3, mean, var):
     n, c_count, length = x3.shape
@@ -173,12 +146,41 @@ def batch_norm_backward_numba(g, x, mean, invstd, weight, batch_stats):
     return dx3.reshape(x.shape), dw, db
 
 
-# ------------------------------------------------------------------ dispatchers
+# ----------------------------------------------------------------------------- xp
+def batch_norm_forward_xp(x, weight, bias, eps, mean=None, var=None):
+    xp = backend.get_array_module(x)
+    x3 = _view3(x)
+    if mean is None:
+        mean = x3.mean(axis=(0, 2))
+        var = xp.square(x3 - _col(mean)).mean(axis=(0, 2))
+    invstd = 1 / xp.sqrt(var + x.dtype.type(eps))
+    a = weight * invstd                      # y = (x - mean) * invstd * w + b = x * a + s
+    s = bias - mean * a
+    return (x3 * _col(a) + _col(s)).reshape(x.shape), mean, var, invstd
+
+
+def batch_norm_backward_xp(g, x, mean, invstd, weight, batch_stats):
+    g3, x3 = _view3(g), _view3(x)
+    m = x3.shape[0] * x3.shape[2]
+    db = g3.sum(axis=(0, 2))
+    dw = (g3 * (x3 - _col(mean))).sum(axis=(0, 2)) * invstd
+    a = weight * invstd
+    if not batch_stats:
+        return (g3 * _col(a)).reshape(x.shape), dw, db
+    # dx = a (g - db/M - (x - mean) invstd dw/M) = g a + x k + s
+    k = -a * invstd * dw / m
+    s = -a * db / m - mean * k
+    return (g3 * _col(a) + x3 * _col(k) + _col(s)).reshape(x.shape), dw, db
+
+
+# ----------------------------------------------------------------------- dispatch
 def batch_norm_forward(x, weight, bias, eps, mean=None, var=None):
     """(y, mean, var, invstd); batch statistics (biased var) when mean/var are None."""
-    return pick(batch_norm_forward_reference, batch_norm_forward_numba, batch_norm_forward_cupy, x)(x, weight, bias, eps, mean, var)
+    return pick(batch_norm_forward_reference, batch_norm_forward_numba, batch_norm_forward_xp, x)(
+        x, weight, bias, eps, mean, var)
 
 
 def batch_norm_backward(g, x, mean, invstd, weight, batch_stats):
     """(dx, dweight, dbias); batch_stats says whether mean/invstd were computed from x."""
-    return pick(batch_norm_backward_reference, batch_norm_backward_numba, batch_norm_backward_cupy, x)(g, x, mean, invstd, weight, batch_stats)
+    return pick(batch_norm_backward_reference, batch_norm_backward_numba, batch_norm_backward_xp, x)(
+        g, x, mean, invstd, weight, batch_stats)

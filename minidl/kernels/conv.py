@@ -31,9 +31,11 @@ Versions
 ``im2col_reference`` / ``col2im_reference``: plain NumPy (sliding windows; a loop over output
 positions), short and obviously right; the ground truth of the tests.
 ``im2col_numba`` / ``col2im_numba``: parallel Numba loops (the CPU default).
-``im2col_cupy`` / ``col2im_cupy``: array-generic code (a loop over the kh*kw kernel taps, each
+``im2col_xp`` / ``col2im_xp``: array-generic code (a loop over the kh*kw kernel taps, each
 one strided slice copy) that runs with CuPy on the GPU and with NumPy in the tests.
-``im2col`` / ``col2im``: dispatchers (cupy version for GPU arrays, numba otherwise).
+``im2col`` / ``col2im``: dispatchers.  The packing helpers (``pack_grad``, ``unpack_output``)
+have the same three versions; ``conv2d_forward`` / ``conv2d_backward`` drive them and the GEMMs
+(array-generic: the array module's matmul).
 
 Workspace
 ---------
@@ -67,7 +69,7 @@ def output_size(h, w, kernel_size, stride, padding):
 
 
 # ======================================================================= im2col / col2im
-# ---------------------------------------------------------------- reference (NumPy)
+# ---------------------------------------------------------------------- reference
 def im2col_reference(x, kernel_size, stride=1, padding=0, out=None):
     """x (B, C, H, W) -> col (C*kh*kw, B*OH*OW), layout in the module docstring (into ``out`` if given)."""
     (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size), _pair(stride), _pair(padding)
@@ -100,7 +102,7 @@ def col2im_reference(col, x_shape, kernel_size, stride=1, padding=0, out=None):
     return _into(out, xpad[:, :, ph:ph + h, pw:pw + w])
 
 
-# ---------------------------------------------------------------- Numba (CPU)
+# -------------------------------------------------------------------------- numba
 @njit(cache=True, inline="always")
 def _valid_range(j, sw, pw, w, ow_n):
     """The ow in [lo, hi) for which the input column ow*sw + j - pw lies inside [0, w)."""
@@ -207,8 +209,8 @@ def col2im_numba(col, x_shape, kernel_size, stride=1, padding=0, out=None):
     return out
 
 
-# ---------------------------------------------------------------- array-generic (CuPy on GPU)
-def im2col_cupy(x, kernel_size, stride=1, padding=0, out=None):
+# ----------------------------------------------------------------------------- xp
+def im2col_xp(x, kernel_size, stride=1, padding=0, out=None):
     """As im2col_reference, for NumPy or CuPy arrays: one strided slice copy per kernel tap (i, j)."""
     xp = backend.get_array_module(x)
     (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size), _pair(stride), _pair(padding)
@@ -224,7 +226,7 @@ def im2col_cupy(x, kernel_size, stride=1, padding=0, out=None):
     return out
 
 
-def col2im_cupy(col, x_shape, kernel_size, stride=1, padding=0, out=None):
+def col2im_xp(col, x_shape, kernel_size, stride=1, padding=0, out=None):
     """As col2im_reference, for NumPy or CuPy arrays: one strided slice add per kernel tap (i, j)."""
     xp = backend.get_array_module(col)
     (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size), _pair(stride), _pair(padding)
@@ -242,18 +244,40 @@ def col2im_cupy(col, x_shape, kernel_size, stride=1, padding=0, out=None):
     return out
 
 
-# ---------------------------------------------------------------- dispatchers
+# ----------------------------------------------------------------------- dispatch
 def im2col(x, kernel_size, stride=1, padding=0, out=None):
-    """x (B, C, H, W) -> col (C*kh*kw, B*OH*OW): the cupy version for GPU arrays, numba otherwise."""
-    return pick(im2col_reference, im2col_numba, im2col_cupy, x)(x, kernel_size, stride, padding, out)
+    """x (B, C, H, W) -> col (C*kh*kw, B*OH*OW)."""
+    return pick(im2col_reference, im2col_numba, im2col_xp, x)(x, kernel_size, stride, padding, out)
 
 
 def col2im(col, x_shape, kernel_size, stride=1, padding=0, out=None):
-    """col (C*kh*kw, B*OH*OW) -> (B, C, H, W), the adjoint of im2col; cupy on GPU, numba otherwise."""
-    return pick(col2im_reference, col2im_numba, col2im_cupy, col)(col, x_shape, kernel_size, stride, padding, out)
+    """col (C*kh*kw, B*OH*OW) -> (B, C, H, W), the adjoint of im2col."""
+    return pick(col2im_reference, col2im_numba, col2im_xp, col)(col, x_shape, kernel_size, stride, padding, out)
 
 
 # ======================================================================= packing (NCHW <-> (O, B*P))
+# ---------------------------------------------------------------------- reference
+def unpack_output_reference(ybuf, bias, y):
+    """y[n, o] = ybuf[o, n*P:(n+1)*P] (+ bias[o]), one image at a time; y (B, O, OH, OW) in place."""
+    b_n, o_n = y.shape[:2]
+    p = ybuf.shape[1] // b_n
+    for n in range(b_n):
+        y[n] = ybuf[:, n * p:(n + 1) * p].reshape(y.shape[1:])
+        if bias is not None:
+            y[n] += bias.reshape(o_n, 1, 1)
+    return y
+
+
+def pack_grad_reference(dy, out):
+    """out[o, n*P:(n+1)*P] = dy[n, o], one image at a time; dy (B, O, OH, OW), out (O, B*P)."""
+    b_n, o_n = dy.shape[:2]
+    p = out.shape[1] // b_n
+    for n in range(b_n):
+        out[:, n * p:(n + 1) * p] = dy[n].reshape(o_n, p)
+    return out
+
+
+# -------------------------------------------------------------------------- numba
 @njit(parallel=True, cache=True)
 def _unpack_nb(ybuf, bias, has_bias, y):
     """y[n, o, p] = ybuf[o, n*P + p] (+ bias[o]); y is (B, O, P)."""
@@ -282,7 +306,22 @@ def _pack_nb(dy, out):
         out[o, n * p:(n + 1) * p] = dy[n, o]
 
 
-def unpack_output_generic(ybuf, bias, y):
+def unpack_output_numba(ybuf, bias, y):
+    b_n, o_n = y.shape[:2]
+    has_bias = bias is not None
+    bias = bias if has_bias else np.zeros(o_n, dtype=ybuf.dtype)  # same array type: one compilation
+    _unpack_nb(ybuf, np.ascontiguousarray(bias, dtype=ybuf.dtype), has_bias, y.reshape(b_n, o_n, -1))
+    return y
+
+
+def pack_grad_numba(dy, out):
+    b_n, o_n = dy.shape[:2]
+    _pack_nb(dy.reshape(b_n, o_n, -1), out)
+    return out
+
+
+# ----------------------------------------------------------------------------- xp
+def unpack_output_xp(ybuf, bias, y):
     """(O, B*P) -> y (B, O, OH, OW) in place, adding bias (O,) or None; NumPy or CuPy arrays."""
     b_n, o_n = y.shape[:2]
     y[...] = ybuf.reshape(o_n, b_n, *y.shape[2:]).transpose(1, 0, 2, 3)
@@ -291,31 +330,22 @@ def unpack_output_generic(ybuf, bias, y):
     return y
 
 
-def pack_grad_generic(dy, out):
+def pack_grad_xp(dy, out):
     """dy (B, O, OH, OW) -> out (O, B*P); NumPy or CuPy arrays."""
     b_n, o_n = dy.shape[:2]
     out.reshape(o_n, b_n, *dy.shape[2:])[...] = dy.transpose(1, 0, 2, 3)
     return out
 
 
+# ----------------------------------------------------------------------- dispatch
 def unpack_output(ybuf, bias, y):
-    """(O, B*P) -> y (B, O, OH, OW) in place, adding bias (O,) or None; numba on CPU, generic on GPU."""
-    if backend.is_gpu_array(ybuf):
-        return unpack_output_generic(ybuf, bias, y)
-    b_n, o_n = y.shape[:2]
-    has_bias = bias is not None
-    bias = bias if has_bias else np.zeros(o_n, dtype=ybuf.dtype)  # same array type: one compilation
-    _unpack_nb(ybuf, np.ascontiguousarray(bias, dtype=ybuf.dtype), has_bias, y.reshape(b_n, o_n, -1))
-    return y
+    """(O, B*P) -> y (B, O, OH, OW) in place, adding bias (O,) or None."""
+    return pick(unpack_output_reference, unpack_output_numba, unpack_output_xp, ybuf)(ybuf, bias, y)
 
 
 def pack_grad(dy, out):
-    """dy (B, O, OH, OW) -> out (O, B*P); numba on CPU, generic on GPU."""
-    if backend.is_gpu_array(dy):
-        return pack_grad_generic(dy, out)
-    b_n, o_n = dy.shape[:2]
-    _pack_nb(dy.reshape(b_n, o_n, -1), out)
-    return out
+    """dy (B, O, OH, OW) -> out (O, B*P)."""
+    return pick(pack_grad_reference, pack_grad_numba, pack_grad_xp, dy)(dy, out)
 
 
 # ======================================================================= workspace

@@ -20,16 +20,21 @@ bit-identical masks for the same key, whatever the number of threads.
 Forward:  y_i = x_i * scale if keep_i else 0      (scale = 1/(1-p): inverted dropout)
 Backward: dx_i = g_i * scale if keep_i else 0
 
+Layout: any shape, read in C order; the mask is a bool array of x's shape.  docs/kernels/dropout.md
+derives the backward and shows that inverted dropout and the paper's test-time scaling agree in
+expectation.
+
 Versions
 --------
 - ``philox4x32_10``: one block with Python ints (the specification, checked against the
   Random123 known-answer vectors in the tests).
-- ``dropout_mask_reference``: a loop over blocks with ``philox4x32_10`` (slow, obviously right).
-- ``dropout_mask_xp`` / ``dropout_forward_cupy``: the rounds on whole uint64 arrays, written
-  against an array module ``xp`` (NumPy or CuPy): the GPU version, also run with NumPy in tests.
+- ``dropout_mask_reference`` / ``dropout_forward_reference``: a loop over blocks with
+  ``philox4x32_10`` (slow, obviously right).
 - ``dropout_mask_numba`` / ``dropout_forward_numba``: one parallel pass over blocks that makes
-  the mask and the output together (the CPU default).
-- ``dropout_forward`` / ``dropout_backward``: dispatchers (CuPy for GPU arrays, Numba otherwise).
+  the mask (and the output) together (the CPU default).
+- ``dropout_mask_xp`` / ``dropout_forward_xp``: the rounds on whole uint64 arrays, written
+  against an array module ``xp`` (NumPy or CuPy): the GPU version, also run with NumPy in tests.
+- ``dropout_forward`` / ``dropout_backward``: dispatchers.
 """
 from __future__ import annotations
 
@@ -68,7 +73,7 @@ def _key_words(seed: int, call: int):
     return seed & _MASK32, seed >> 32, call & _MASK32, call >> 32
 
 
-# ------------------------------------------------------------------ reference
+# ---------------------------------------------------------------------- reference
 def dropout_mask_reference(n: int, p: float, seed: int, call: int) -> np.ndarray:
     """Boolean keep-mask of n elements, one Philox block (four words) at a time."""
     k0, k1, c2, c3 = _key_words(seed, call)
@@ -90,7 +95,75 @@ def dropout_backward_reference(g, mask, scale):
     return np.where(mask, g * g.dtype.type(scale), g.dtype.type(0))
 
 
-# ---------------------------------------------------------- array-generic (GPU)
+# -------------------------------------------------------------------------- numba
+_U_M0, _U_M1 = np.uint64(M0), np.uint64(M1)
+_U_W0, _U_W1 = np.uint64(W0), np.uint64(W1)
+_U_MASK, _U_32 = np.uint64(_MASK32), np.uint64(32)
+
+
+@njit(cache=True, inline="always")
+def _philox_block(c0, c1, c2, c3, k0, k1):
+    for _ in range(10):
+        p0 = _U_M0 * c0
+        p1 = _U_M1 * c2
+        c0, c1, c2, c3 = (p1 >> _U_32) ^ c1 ^ k0, p1 & _U_MASK, (p0 >> _U_32) ^ c3 ^ k1, p0 & _U_MASK
+        k0 = (k0 + _U_W0) & _U_MASK
+        k1 = (k1 + _U_W1) & _U_MASK
+    return c0, c1, c2, c3
+
+
+@njit(cache=True, parallel=True)
+def _mask_kernel(n, threshold, k0, k1, c2, c3, mask, x, scale, y):
+    """mask[i] = word i >= threshold for i < n; and, when x is not empty, y[i] = x[i] * scale or 0
+    in the same pass (the mask alone: x and y of size 0)."""
+    with_output = x.size > 0
+    zero = scale - scale  # a zero of x's dtype (scale * 0 would promote float32 to float64)
+    for b in prange((n + 3) // 4):
+        ub = np.uint64(b)
+        words = _philox_block(ub & _U_MASK, ub >> _U_32, c2, c3, k0, k1)
+        for j in range(4):
+            i = 4 * b + j
+            if i < n:
+                keep = words[j] >= threshold
+                mask[i] = keep
+                if with_output:
+                    y[i] = x[i] * scale if keep else zero
+
+
+@njit(cache=True, parallel=True)
+def _backward_kernel(g, mask, scale, out):
+    zero = scale - scale
+    for i in prange(g.size):
+        out[i] = g[i] * scale if mask[i] else zero
+
+
+def _numba_key(p, seed, call):
+    k0, k1, c2, c3 = _key_words(seed, call)
+    return (np.uint64(threshold_of(p)), np.uint64(k0), np.uint64(k1), np.uint64(c2), np.uint64(c3))
+
+
+def dropout_mask_numba(n: int, p: float, seed: int, call: int) -> np.ndarray:
+    mask, nothing = np.empty(n, dtype=np.bool_), np.empty(0, dtype=np.float64)
+    _mask_kernel(n, *_numba_key(p, seed, call), mask, nothing, 1.0, nothing)
+    return mask
+
+
+def dropout_forward_numba(x, p, seed, call, scale):
+    """(y, mask) in one parallel pass: the mask words and the output are made together."""
+    flat = np.ascontiguousarray(x).reshape(-1)
+    y, mask = np.empty_like(flat), np.empty(flat.size, dtype=np.bool_)
+    _mask_kernel(flat.size, *_numba_key(p, seed, call), mask, flat, x.dtype.type(scale), y)
+    return y.reshape(x.shape), mask.reshape(x.shape)
+
+
+def dropout_backward_numba(g, mask, scale):
+    flat = np.ascontiguousarray(g).reshape(-1)
+    out = np.empty_like(flat)
+    _backward_kernel(flat, np.ascontiguousarray(mask).reshape(-1), g.dtype.type(scale), out)
+    return out.reshape(g.shape)
+
+
+# ----------------------------------------------------------------------------- xp
 def philox4x32_10_xp(c0, c1, c2, c3, k0: int, k1: int, xp=np):
     """Philox4x32-10 on arrays: c0..c3 uint64 arrays (or scalars) holding uint32 values."""
     u64 = xp.uint64
@@ -113,109 +186,24 @@ def dropout_mask_xp(n: int, p: float, seed: int, call: int, xp=np):
     return words >= xp.uint64(threshold_of(p))
 
 
-def dropout_forward_cupy(x, p, seed, call, scale):
+def dropout_forward_xp(x, p, seed, call, scale):
     """(y, mask), array-generic: runs on CuPy arrays on the GPU and on NumPy arrays in tests."""
     xp = backend.get_array_module(x)
     mask = dropout_mask_xp(x.size, p, seed, call, xp=xp).reshape(x.shape)
     return xp.where(mask, x * x.dtype.type(scale), x.dtype.type(0)), mask
 
 
-def dropout_backward_cupy(g, mask, scale):
+def dropout_backward_xp(g, mask, scale):
     xp = backend.get_array_module(g)
     return xp.where(mask, g * g.dtype.type(scale), g.dtype.type(0))
 
 
-# ------------------------------------------------------------------------ Numba
-_U_M0, _U_M1 = np.uint64(M0), np.uint64(M1)
-_U_W0, _U_W1 = np.uint64(W0), np.uint64(W1)
-_U_MASK, _U_32 = np.uint64(_MASK32), np.uint64(32)
-
-
-@njit(cache=True, inline="always")
-def _philox_block(c0, c1, c2, c3, k0, k1):
-    for _ in range(10):
-        p0 = _U_M0 * c0
-        p1 = _U_M1 * c2
-        c0, c1, c2, c3 = (p1 >> _U_32) ^ c1 ^ k0, p1 & _U_MASK, (p0 >> _U_32) ^ c3 ^ k1, p0 & _U_MASK
-        k0 = (k0 + _U_W0) & _U_MASK
-        k1 = (k1 + _U_W1) & _U_MASK
-    return c0, c1, c2, c3
-
-
-@njit(cache=True, parallel=True)
-def _mask_kernel(n, threshold, k0, k1, c2, c3, mask):
-    for b in prange((n + 3) // 4):
-        ub = np.uint64(b)
-        words = _philox_block(ub & _U_MASK, ub >> _U_32, c2, c3, k0, k1)
-        for j in range(4):
-            i = 4 * b + j
-            if i < n:
-                mask[i] = words[j] >= threshold
-
-
-@njit(cache=True, parallel=True)
-def _forward_kernel(x, threshold, scale, k0, k1, c2, c3, y, mask):
-    n = x.size
-    zero = scale - scale  # a zero of x's dtype (scale * 0 would promote float32 to float64)
-    for b in prange((n + 3) // 4):
-        ub = np.uint64(b)
-        words = _philox_block(ub & _U_MASK, ub >> _U_32, c2, c3, k0, k1)
-        for j in range(4):
-            i = 4 * b + j
-            if i < n:
-                keep = words[j] >= threshold
-                mask[i] = keep
-                y[i] = x[i] * scale if keep else zero
-
-
-@njit(cache=True, parallel=True)
-def _backward_kernel(g, mask, scale, out):
-    zero = scale - scale
-    for i in prange(g.size):
-        out[i] = g[i] * scale if mask[i] else zero
-
-
-def _numba_key(p, seed, call):
-    k0, k1, c2, c3 = _key_words(seed, call)
-    return (np.uint64(threshold_of(p)), np.uint64(k0), np.uint64(k1), np.uint64(c2), np.uint64(c3))
-
-
-def dropout_mask_numba(n: int, p: float, seed: int, call: int) -> np.ndarray:
-    threshold, k0, k1, c2, c3 = _numba_key(p, seed, call)
-    mask = np.empty(n, dtype=np.bool_)
-    _mask_kernel(n, threshold, k0, k1, c2, c3, mask)
-    return mask
-
-
-def dropout_forward_numba(x, p, seed, call, scale):
-    """(y, mask) in one parallel pass: the mask words and the output are made together."""
-    threshold, k0, k1, c2, c3 = _numba_key(p, seed, call)
-    flat = np.ascontiguousarray(x).reshape(-1)
-    y, mask = np.empty_like(flat), np.empty(flat.size, dtype=np.bool_)
-    _forward_kernel(flat, threshold, x.dtype.type(scale), k0, k1, c2, c3, y, mask)
-    return y.reshape(x.shape), mask.reshape(x.shape)
-
-
-def dropout_backward_numba(g, mask, scale):
-    flat = np.ascontiguousarray(g).reshape(-1)
-    out = np.empty_like(flat)
-    _backward_kernel(flat, np.ascontiguousarray(mask).reshape(-1), g.dtype.type(scale), out)
-    return out.reshape(g.shape)
-
-
-# ------------------------------------------------------------------ dispatchers
+# ----------------------------------------------------------------------- dispatch
 def dropout_forward(x, p, seed, call, scale):
-    """(y, mask): y = x * scale where the Philox mask keeps, else 0 (CuPy on GPU, Numba on CPU)."""
-    return pick(dropout_forward_reference, dropout_forward_numba, dropout_forward_cupy, x)(x, p, seed, call, scale)
+    """(y, mask): y = x * scale where the Philox mask keeps, else 0."""
+    return pick(dropout_forward_reference, dropout_forward_numba, dropout_forward_xp, x)(x, p, seed, call, scale)
 
 
 def dropout_backward(g, mask, scale):
     """dx = g * scale where kept, else 0."""
-    return pick(dropout_backward_reference, dropout_backward_numba, dropout_backward_cupy, g)(g, mask, scale)
-
-
-def dropout_mask(n, p, seed, call, device="cpu"):
-    """The keep-mask alone, on ``device`` (the same bits on both)."""
-    if device == "gpu":
-        return dropout_mask_xp(n, p, seed, call, xp=backend.cupy_module())
-    return dropout_mask_numba(n, p, seed, call)
+    return pick(dropout_backward_reference, dropout_backward_numba, dropout_backward_xp, g)(g, mask, scale)

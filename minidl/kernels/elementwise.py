@@ -5,8 +5,8 @@
 backward calls, a tensor used twice) can be tens of MB, where the Numba version's two threads
 halve the time.  Layout: any shape, C-contiguous, one float dtype; other cases use the reference.
 
-Versions: ``add_reference`` (np.add), ``add_numba`` (prange over the flat arrays), ``add_cupy``
-(CuPy's own elementwise add; array-generic).
+Versions: ``add_reference`` (np.add), ``add_numba`` (prange over the flat arrays), ``add_xp``
+(the array module's own add: CuPy's on the GPU).  No backward: the engine's bookkeeping.
 """
 from __future__ import annotations
 
@@ -19,10 +19,12 @@ from . import memory, pick
 PARALLEL_MIN = 1 << 16   # elements: below this, one thread is faster than waking the others
 
 
+# ---------------------------------------------------------------------- reference
 def add_reference(a, b):
     return np.add(a, b, out=memory.empty(a.shape, np.result_type(a, b)))
 
 
+# -------------------------------------------------------------------------- numba
 @njit(parallel=True, cache=True)
 def _add_nb(a, b, out):
     for i in prange(a.size):
@@ -38,11 +40,13 @@ def add_numba(a, b):
     return out
 
 
-def add_cupy(a, b):
+# ----------------------------------------------------------------------------- xp
+def add_xp(a, b):
     xp = backend.get_array_module(a)
     return xp.add(a, b)
 
 
+# ----------------------------------------------------------------------- dispatch
 def add(a, b):
     """a + b (same shape) in a new array."""
-    return pick(add_reference, add_numba, add_cupy, a)(a, b)
+    return pick(add_reference, add_numba, add_xp, a)(a, b)

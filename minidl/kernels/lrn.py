@@ -20,9 +20,9 @@ re-reading a saved s would, and it keeps one input-sized array less alive until 
 
 Versions: ``_reference`` (plain NumPy loops over channels, the backward written in "scatter"
 form, one window at a time), ``_numba`` (the CPU default: one pass over the channels with a
-running window sum, prange over (n, block of M)), ``_cupy`` (array-generic: the window sum as n
-shifted slices of a zero-padded array, run by the tests with NumPy) and the dispatchers
-``lrn_forward`` / ``lrn_backward``.
+running window sum, prange over (n, block of M)), ``_xp`` (array-generic, the GPU default: the
+window sum as n shifted slices of a zero-padded array, run by the tests with NumPy) and the
+dispatchers ``lrn_forward`` / ``lrn_backward``.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def _flat(a):
     return a.reshape(a.shape[0], a.shape[1], -1)
 
 
-# ====================================================================== reference
+# ---------------------------------------------------------------------- reference
 def _scale_reference(x, size, alpha, k):
     """s = k + alpha/size * (window sum of x^2), one channel at a time."""
     C = x.shape[1]
@@ -68,7 +68,7 @@ def lrn_backward_reference(x, g, size, alpha, beta, k):
     return gx
 
 
-# ========================================================================== numba
+# -------------------------------------------------------------------------- numba
 # Arrays are indexed as a[n, c, m] (C-contiguous, so LLVM vectorises the loops over m), and
 # the choice of power function is made outside the innermost loops (a test inside them stops
 # vectorisation).  For beta = 0.75 (every AlexNet) s^-0.75 = 1/sqrt(s*sqrt(s)): square roots
@@ -191,7 +191,7 @@ def lrn_backward_numba(x, g, size, alpha, beta, k):
     return gx
 
 
-# =========================================================================== cupy
+# ----------------------------------------------------------------------------- xp
 def _window_sum(xp, a, before, after):
     """out[:, c] = sum of a[:, c-before .. c+after] (zeros outside [0, C)), as shifted slices."""
     C = a.shape[1]
@@ -203,31 +203,31 @@ def _window_sum(xp, a, before, after):
     return out
 
 
-def _scale_cupy(xp, x, size, alpha, k):
+def _scale_xp(xp, x, size, alpha, k):
     t = x.dtype.type
     return t(k) + t(alpha / size) * _window_sum(xp, x * x, size // 2, (size - 1) // 2)
 
 
-def lrn_forward_cupy(x, size, alpha, beta, k):
+def lrn_forward_xp(x, size, alpha, beta, k):
     """Array-generic: the window sum of squares as ``size`` shifted adds, then elementwise maths."""
     xp = backend.get_array_module(x)
-    return x * _scale_cupy(xp, x, size, alpha, k) ** x.dtype.type(-beta)
+    return x * _scale_xp(xp, x, size, alpha, k) ** x.dtype.type(-beta)
 
 
-def lrn_backward_cupy(x, g, size, alpha, beta, k):
+def lrn_backward_xp(x, g, size, alpha, beta, k):
     xp = backend.get_array_module(x)
-    s = _scale_cupy(xp, x, size, alpha, k)
+    s = _scale_xp(xp, x, size, alpha, k)
     p = s ** x.dtype.type(-beta)
     reflected = _window_sum(xp, g * x * p / s, (size - 1) // 2, size // 2)
     return g * p - x.dtype.type(2 * alpha * beta / size) * x * reflected
 
 
-# ==================================================================== dispatchers
+# ----------------------------------------------------------------------- dispatch
 def lrn_forward(x, size, alpha, beta, k):
     """b = x * (k + alpha/size * window sum of x^2)^(-beta)."""
-    return pick(lrn_forward_reference, lrn_forward_numba, lrn_forward_cupy, x)(x, size, alpha, beta, k)
+    return pick(lrn_forward_reference, lrn_forward_numba, lrn_forward_xp, x)(x, size, alpha, beta, k)
 
 
 def lrn_backward(x, g, size, alpha, beta, k):
     """dL/da from the input a and the upstream gradient g (the scale is recomputed from a)."""
-    return pick(lrn_backward_reference, lrn_backward_numba, lrn_backward_cupy, x)(x, g, size, alpha, beta, k)
+    return pick(lrn_backward_reference, lrn_backward_numba, lrn_backward_xp, x)(x, g, size, alpha, beta, k)

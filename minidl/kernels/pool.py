@@ -24,9 +24,12 @@ adaptive_avg_pool2d
     The divisor is (rows in bin) * (cols in bin), so the operation is separable:
     y = A_h x A_w^T with A_h[i, h] = 1/len(bin i) for h in bin i.
 
-Each operation has a ``_reference`` (plain NumPy, the ground truth), a ``_numba``
-(CPU default: prange over the N*C planes) and a ``_cupy`` version (array-generic
-code against ``xp``, so tests run it with NumPy too), and a dispatcher.
+Each operation has a ``_reference`` (plain NumPy, the ground truth), a ``_numba`` (the CPU
+default: prange over the N*C planes), an ``_xp`` version (array-generic, the GPU default: strided
+views of the padded input, run by the tests with NumPy too) and a dispatcher, in one block per
+operation.  All versions of one operation share its signature (the backward of max_pool2d takes
+the window settings, which only the array-generic version needs).  Derivations of the backwards:
+docs/kernels/pool.md.
 """
 from __future__ import annotations
 
@@ -50,6 +53,7 @@ def adaptive_bins(size: int, out: int):
 
 
 # ===================================================================== max_pool2d
+# ---------------------------------------------------------------------- reference
 def max_pool2d_forward_reference(x, kernel_size, stride, padding):
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     N, C, H, W = x.shape
@@ -67,7 +71,7 @@ def max_pool2d_forward_reference(x, kernel_size, stride, padding):
     return y, (rows * W + cols).astype(np.int32)
 
 
-def max_pool2d_backward_reference(g, idx, input_hw):
+def max_pool2d_backward_reference(g, idx, input_hw, kernel_size, stride, padding):
     H, W = input_hw
     N, C = g.shape[:2]
     gx = np.zeros((N * C, H * W), dtype=g.dtype)
@@ -76,6 +80,7 @@ def max_pool2d_backward_reference(g, idx, input_hw):
     return gx.reshape(N, C, H, W)
 
 
+# -------------------------------------------------------------------------- numba
 @njit(cache=True)
 def _max_pool2d_window_general(plane, h0, w0, kh, kw):
     """(max, flat index) of one window that may cross the padding or hold NaN: clipped to the
@@ -179,13 +184,14 @@ def max_pool2d_forward_numba(x, kernel_size, stride, padding):
     return y, idx
 
 
-def max_pool2d_backward_numba(g, idx, input_hw):
+def max_pool2d_backward_numba(g, idx, input_hw, kernel_size, stride, padding):
     N, C = g.shape[:2]
     gx = memory.empty((N, C) + tuple(input_hw), g.dtype)
     _max_pool2d_backward_nb(np.ascontiguousarray(g), np.ascontiguousarray(idx), gx.reshape(N, C, -1))
     return gx
 
 
+# ----------------------------------------------------------------------------- xp
 def _window_views(a, kernel_size, stride, out_hw):
     """For each window offset (r, s): the strided view a[:, :, r::sh, s::sw] cut to (Ho, Wo)."""
     (kh, kw), (sh, sw), (Ho, Wo) = kernel_size, stride, out_hw
@@ -202,7 +208,7 @@ def _pad(xp, x, padding, value):
     return out
 
 
-def max_pool2d_forward_cupy(x, kernel_size, stride, padding):
+def max_pool2d_forward_xp(x, kernel_size, stride, padding):
     """Array-generic: kh*kw strided views of the padded input, a running max and its offset."""
     xp = backend.get_array_module(x)
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
@@ -224,7 +230,7 @@ def max_pool2d_forward_cupy(x, kernel_size, stride, padding):
     return y, (rows * W + cols).astype(np.int32)
 
 
-def max_pool2d_backward_cupy(g, idx, input_hw, kernel_size, stride, padding):
+def max_pool2d_backward_xp(g, idx, input_hw, kernel_size, stride, padding):
     """Array-generic: for each window offset (r, s), add the gradients whose winner sits there.
 
     Within one offset the strided view hits distinct input positions, so plain
@@ -243,19 +249,21 @@ def max_pool2d_backward_cupy(g, idx, input_hw, kernel_size, stride, padding):
     return gpad[:, :, ph:ph + H, pw:pw + W].copy()
 
 
+# ----------------------------------------------------------------------- dispatch
 def max_pool2d_forward(x, kernel_size, stride, padding):
     """(y, idx): the max of each window and the int32 flat in-plane index of the (first) maximum."""
-    return pick(max_pool2d_forward_reference, max_pool2d_forward_numba, max_pool2d_forward_cupy, x)(x, kernel_size, stride, padding)
+    return pick(max_pool2d_forward_reference, max_pool2d_forward_numba, max_pool2d_forward_xp, x)(
+        x, kernel_size, stride, padding)
 
 
 def max_pool2d_backward(g, idx, input_hw, kernel_size, stride, padding):
     """dL/dx: each g[n, c, i, j] added at x[n, c].flat[idx[n, c, i, j]]."""
-    if backend.is_gpu_array(g):
-        return max_pool2d_backward_cupy(g, idx, input_hw, kernel_size, stride, padding)
-    return pick(max_pool2d_backward_reference, max_pool2d_backward_numba, None, g)(g, idx, input_hw)
+    return pick(max_pool2d_backward_reference, max_pool2d_backward_numba, max_pool2d_backward_xp, g)(
+        g, idx, input_hw, kernel_size, stride, padding)
 
 
 # ===================================================================== avg_pool2d
+# ---------------------------------------------------------------------- reference
 def avg_pool2d_forward_reference(x, kernel_size, stride, padding):
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     N, C, H, W = x.shape
@@ -279,62 +287,71 @@ def avg_pool2d_backward_reference(g, input_hw, kernel_size, stride, padding):
     return gpad[:, :, ph:ph + H, pw:pw + W].copy()
 
 
+# -------------------------------------------------------------------------- numba
+# Average and adaptive pooling share one skeleton: along each axis, output index i reads the
+# input range [start[i], end[i]) (already clipped to the plane) and divides by count[i] (the
+# window's length with the padding counted, or the bin's length): y = window sum / (hn[i] * wn[j]).
+def _avg_windows(size, kernel, stride, padding):
+    """(start, end, count) along one axis of avg_pool2d: windows clipped to [0, size), count = kernel."""
+    starts = np.arange(output_size(size, kernel, stride, padding), dtype=np.int64) * stride - padding
+    return np.maximum(starts, 0), np.minimum(starts + kernel, size), np.full(starts.size, kernel, dtype=np.int64)
+
+
+def _adaptive_windows(size, out):
+    """(start, end, count) along one axis of adaptive_avg_pool2d: PyTorch's bins."""
+    starts, ends = (np.asarray(b, dtype=np.int64) for b in adaptive_bins(size, out))
+    return starts, ends, ends - starts
+
+
 @njit(parallel=True, cache=True)
-def _avg_pool2d_forward_nb(x, kh, kw, sh, sw, ph, pw, Ho, Wo):
-    N, C, H, W = x.shape
-    y = np.empty((N, C, Ho, Wo), dtype=x.dtype)
-    inv = x.dtype.type(1.0) / x.dtype.type(kh * kw)
+def _window_mean_nb(x, hs, he, hn, ws, we, wn):
+    """y[n, c, i, j] = sum of x[n, c, hs[i]:he[i], ws[j]:we[j]] / (hn[i] * wn[j])."""
+    N, C = x.shape[:2]
+    y = np.empty((N, C, hs.size, ws.size), dtype=x.dtype)
     for p in prange(N * C):
-        n, c = p // C, p % C
-        plane, yp = x[n, c], y[n, c]
-        for i in range(Ho):
-            h0 = i * sh - ph
-            hs, he = max(h0, 0), min(h0 + kh, H)
-            for j in range(Wo):
-                w0 = j * sw - pw
-                ws, we = max(w0, 0), min(w0 + kw, W)
+        plane, yp = x[p // C, p % C], y[p // C, p % C]
+        for i in range(hs.size):
+            for j in range(ws.size):
                 acc = x.dtype.type(0.0)
-                for h in range(hs, he):
-                    for w in range(ws, we):
+                for h in range(hs[i], he[i]):
+                    for w in range(ws[j], we[j]):
                         acc += plane[h, w]
-                yp[i, j] = acc * inv
+                yp[i, j] = acc / x.dtype.type(hn[i] * wn[j])
     return y
 
 
 @njit(parallel=True, cache=True)
-def _avg_pool2d_backward_nb(g, H, W, kh, kw, sh, sw, ph, pw):
-    N, C, Ho, Wo = g.shape
+def _window_mean_backward_nb(g, H, W, hs, he, hn, ws, we, wn):
+    """The adjoint of _window_mean_nb: each g[n, c, i, j] / (hn[i] * wn[j]) added over its window."""
+    N, C = g.shape[:2]
     gx = np.empty((N, C, H, W), dtype=g.dtype)
-    inv = g.dtype.type(1.0) / g.dtype.type(kh * kw)
     for p in prange(N * C):
-        n, c = p // C, p % C
-        out, gp = gx[n, c], g[n, c]
+        out, gp = gx[p // C, p % C], g[p // C, p % C]
         out[:, :] = 0
-        for i in range(Ho):
-            h0 = i * sh - ph
-            hs, he = max(h0, 0), min(h0 + kh, H)
-            for j in range(Wo):
-                w0 = j * sw - pw
-                ws, we = max(w0, 0), min(w0 + kw, W)
-                v = gp[i, j] * inv
-                for h in range(hs, he):
-                    for w in range(ws, we):
+        for i in range(hs.size):
+            for j in range(ws.size):
+                v = gp[i, j] / g.dtype.type(hn[i] * wn[j])
+                for h in range(hs[i], he[i]):
+                    for w in range(ws[j], we[j]):
                         out[h, w] += v
     return gx
 
 
 def avg_pool2d_forward_numba(x, kernel_size, stride, padding):
-    (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
     H, W = x.shape[2:]
-    return _avg_pool2d_forward_nb(np.ascontiguousarray(x), kh, kw, sh, sw, ph, pw,
-                                  output_size(H, kh, sh, ph), output_size(W, kw, sw, pw))
+    return _window_mean_nb(np.ascontiguousarray(x), *_avg_windows(H, kernel_size[0], stride[0], padding[0]),
+                           *_avg_windows(W, kernel_size[1], stride[1], padding[1]))
 
 
 def avg_pool2d_backward_numba(g, input_hw, kernel_size, stride, padding):
-    return _avg_pool2d_backward_nb(np.ascontiguousarray(g), *input_hw, *kernel_size, *stride, *padding)
+    H, W = input_hw
+    return _window_mean_backward_nb(np.ascontiguousarray(g), H, W,
+                                    *_avg_windows(H, kernel_size[0], stride[0], padding[0]),
+                                    *_avg_windows(W, kernel_size[1], stride[1], padding[1]))
 
 
-def avg_pool2d_forward_cupy(x, kernel_size, stride, padding):
+# ----------------------------------------------------------------------------- xp
+def avg_pool2d_forward_xp(x, kernel_size, stride, padding):
     """Array-generic: the sum of kh*kw strided views of the zero-padded input, / (kh*kw)."""
     xp = backend.get_array_module(x)
     (kh, kw), (sh, sw), (ph, pw) = kernel_size, stride, padding
@@ -346,7 +363,7 @@ def avg_pool2d_forward_cupy(x, kernel_size, stride, padding):
     return y / x.dtype.type(kh * kw)
 
 
-def avg_pool2d_backward_cupy(g, input_hw, kernel_size, stride, padding):
+def avg_pool2d_backward_xp(g, input_hw, kernel_size, stride, padding):
     """Array-generic: g / (kh*kw) added through each of the kh*kw strided views (race-free)."""
     xp = backend.get_array_module(g)
     (kh, kw), (ph, pw) = kernel_size, padding
@@ -359,15 +376,21 @@ def avg_pool2d_backward_cupy(g, input_hw, kernel_size, stride, padding):
     return gpad[:, :, ph:ph + H, pw:pw + W].copy()
 
 
+# ----------------------------------------------------------------------- dispatch
 def avg_pool2d_forward(x, kernel_size, stride, padding):
-    return pick(avg_pool2d_forward_reference, avg_pool2d_forward_numba, avg_pool2d_forward_cupy, x)(x, kernel_size, stride, padding)
+    """y: the mean of each window, padding counted as zeros in the divisor kh*kw."""
+    return pick(avg_pool2d_forward_reference, avg_pool2d_forward_numba, avg_pool2d_forward_xp, x)(
+        x, kernel_size, stride, padding)
 
 
 def avg_pool2d_backward(g, input_hw, kernel_size, stride, padding):
-    return pick(avg_pool2d_backward_reference, avg_pool2d_backward_numba, avg_pool2d_backward_cupy, g)(g, input_hw, kernel_size, stride, padding)
+    """dL/dx: each g spread as g / (kh*kw) over its window."""
+    return pick(avg_pool2d_backward_reference, avg_pool2d_backward_numba, avg_pool2d_backward_xp, g)(
+        g, input_hw, kernel_size, stride, padding)
 
 
 # ============================================================ adaptive_avg_pool2d
+# ---------------------------------------------------------------------- reference
 def adaptive_avg_pool2d_forward_reference(x, output_hw):
     Ho, Wo = output_hw
     H, W = x.shape[2:]
@@ -391,54 +414,20 @@ def adaptive_avg_pool2d_backward_reference(g, input_hw):
     return gx
 
 
-@njit(parallel=True, cache=True)
-def _adaptive_avg_pool2d_forward_nb(x, hs, he, ws, we):
-    N, C, H, W = x.shape
-    Ho, Wo = hs.size, ws.size
-    y = np.empty((N, C, Ho, Wo), dtype=x.dtype)
-    for p in prange(N * C):
-        n, c = p // C, p % C
-        plane, yp = x[n, c], y[n, c]
-        for i in range(Ho):
-            for j in range(Wo):
-                acc = x.dtype.type(0.0)
-                for h in range(hs[i], he[i]):
-                    for w in range(ws[j], we[j]):
-                        acc += plane[h, w]
-                yp[i, j] = acc / x.dtype.type((he[i] - hs[i]) * (we[j] - ws[j]))
-    return y
-
-
-@njit(parallel=True, cache=True)
-def _adaptive_avg_pool2d_backward_nb(g, H, W, hs, he, ws, we):
-    N, C, Ho, Wo = g.shape
-    gx = np.empty((N, C, H, W), dtype=g.dtype)
-    for p in prange(N * C):
-        n, c = p // C, p % C
-        out, gp = gx[n, c], g[n, c]
-        out[:, :] = 0
-        for i in range(Ho):
-            for j in range(Wo):
-                v = gp[i, j] / g.dtype.type((he[i] - hs[i]) * (we[j] - ws[j]))
-                for h in range(hs[i], he[i]):
-                    for w in range(ws[j], we[j]):
-                        out[h, w] += v
-    return gx
-
-
-def _bins_arrays(H, W, Ho, Wo):
-    return [np.asarray(b, dtype=np.int64) for b in (*adaptive_bins(H, Ho), *adaptive_bins(W, Wo))]
-
-
+# -------------------------------------------------------------------------- numba
 def adaptive_avg_pool2d_forward_numba(x, output_hw):
-    return _adaptive_avg_pool2d_forward_nb(np.ascontiguousarray(x), *_bins_arrays(*x.shape[2:], *output_hw))
+    H, W = x.shape[2:]
+    return _window_mean_nb(np.ascontiguousarray(x), *_adaptive_windows(H, output_hw[0]),
+                           *_adaptive_windows(W, output_hw[1]))
 
 
 def adaptive_avg_pool2d_backward_numba(g, input_hw):
-    return _adaptive_avg_pool2d_backward_nb(np.ascontiguousarray(g), *input_hw,
-                                            *_bins_arrays(*input_hw, *g.shape[2:]))
+    H, W = input_hw
+    return _window_mean_backward_nb(np.ascontiguousarray(g), H, W, *_adaptive_windows(H, g.shape[2]),
+                                    *_adaptive_windows(W, g.shape[3]))
 
 
+# ----------------------------------------------------------------------------- xp
 def _bin_matrix(xp, size, out, dtype):
     """A (out, size): A[i, h] = 1/len(bin i) for h in bin i, else 0."""
     starts, ends = adaptive_bins(size, out)
@@ -448,7 +437,7 @@ def _bin_matrix(xp, size, out, dtype):
     return xp.asarray(a)
 
 
-def adaptive_avg_pool2d_forward_cupy(x, output_hw):
+def adaptive_avg_pool2d_forward_xp(x, output_hw):
     """Array-generic and separable: y = A_h x A_w^T, two batched matrix products."""
     xp = backend.get_array_module(x)
     H, W = x.shape[2:]
@@ -456,7 +445,7 @@ def adaptive_avg_pool2d_forward_cupy(x, output_hw):
     return xp.ascontiguousarray(ah @ x @ aw.T)
 
 
-def adaptive_avg_pool2d_backward_cupy(g, input_hw):
+def adaptive_avg_pool2d_backward_xp(g, input_hw):
     """The transpose: dL/dx = A_h^T g A_w."""
     xp = backend.get_array_module(g)
     ah = _bin_matrix(xp, input_hw[0], g.shape[2], g.dtype)
@@ -464,11 +453,16 @@ def adaptive_avg_pool2d_backward_cupy(g, input_hw):
     return xp.ascontiguousarray(ah.T @ g @ aw)
 
 
+# ----------------------------------------------------------------------- dispatch
 def adaptive_avg_pool2d_forward(x, output_hw):
-    return pick(adaptive_avg_pool2d_forward_reference, adaptive_avg_pool2d_forward_numba, adaptive_avg_pool2d_forward_cupy, x)(x, output_hw)
+    """y (N, C, Ho, Wo): the mean of each of PyTorch's adaptive bins."""
+    return pick(adaptive_avg_pool2d_forward_reference, adaptive_avg_pool2d_forward_numba,
+                adaptive_avg_pool2d_forward_xp, x)(x, output_hw)
 
 
 def adaptive_avg_pool2d_backward(g, input_hw):
-    return pick(adaptive_avg_pool2d_backward_reference, adaptive_avg_pool2d_backward_numba, adaptive_avg_pool2d_backward_cupy, g)(g, input_hw)
+    """dL/dx: each g spread evenly over its bin."""
+    return pick(adaptive_avg_pool2d_backward_reference, adaptive_avg_pool2d_backward_numba,
+                adaptive_avg_pool2d_backward_xp, g)(g, input_hw)
 
 

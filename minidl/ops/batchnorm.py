@@ -11,7 +11,7 @@ from ..function import Function
 from ..kernels import batchnorm as kernel
 
 
-class BatchNorm(Function):
+class BatchNormFunction(Function):
     def forward(self, x, weight, bias, running_mean=None, running_var=None, training=False,
                 momentum=0.1, eps=1e-5):
         if training:   # batch statistics; running statistics move towards them

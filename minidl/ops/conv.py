@@ -37,7 +37,7 @@ def conv2d_backward(name, x, w, g, stride, padding, groups, need_dx, need_dw, ne
                                     weight_grad=wg)
 
 
-class Conv2d(Function):
+class Conv2dFunction(Function):
     """y = conv2d(x, w) + b; x (N, C, H, W), w (O, C/groups, kh, kw), b (O,) or absent."""
 
     def forward(self, x, w, b=None, *, stride=(1, 1), padding=(0, 0), groups=1):

@@ -9,7 +9,7 @@ from ..function import Function
 from ..kernels import dropout as kernel
 
 
-class Dropout(Function):
+class DropoutFunction(Function):
     def forward(self, x, p, scale, key):
         seed, call = key
         y, self.mask = kernel.dropout_forward(x, p, seed, call, scale)

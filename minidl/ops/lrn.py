@@ -5,7 +5,7 @@ from ..function import Function
 from ..kernels import lrn
 
 
-class LocalResponseNorm(Function):
+class LocalResponseNormFunction(Function):
     """b = a * (k + alpha/size * window sum of a^2)^(-beta), PyTorch's formula, over dim 1."""
 
     def forward(self, x, size, alpha, beta, k):

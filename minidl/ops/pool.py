@@ -9,7 +9,7 @@ from ..function import Function
 from ..kernels import pool
 
 
-class MaxPool2d(Function):
+class MaxPool2dFunction(Function):
     def forward(self, x, kernel_size, stride, padding):
         self.settings = kernel_size, stride, padding
         self.input_hw = tuple(x.shape[2:])
@@ -20,7 +20,7 @@ class MaxPool2d(Function):
         return pool.max_pool2d_backward(g, self.idx, self.input_hw, *self.settings)
 
 
-class AvgPool2d(Function):
+class AvgPool2dFunction(Function):
     def forward(self, x, kernel_size, stride, padding):
         self.settings = kernel_size, stride, padding
         self.input_hw = tuple(x.shape[2:])
@@ -30,7 +30,7 @@ class AvgPool2d(Function):
         return pool.avg_pool2d_backward(g, self.input_hw, *self.settings)
 
 
-class AdaptiveAvgPool2d(Function):
+class AdaptiveAvgPool2dFunction(Function):
     def forward(self, x, output_size):
         self.input_hw = tuple(x.shape[2:])
         return pool.adaptive_avg_pool2d_forward(x, output_size)
