@@ -44,8 +44,8 @@ __all__ = [
     "optim", "randn", "set_grad_enabled", "set_rng_state", "tensor", "zeros",
     "Size", "arange", "cuda", "device", "empty", "eye", "from_numpy", "full", "full_like", "linspace", "load", "normal",
     "ones_like", "rand", "randint", "save", "zeros_like", "double", "float16", "half", "int32", "int64", "long",
-    "uint8", *(name for name in _toplevel_all if name not in ("abs", "max", "min", "sum")),
-]  # md.abs, md.max, md.min, md.sum, md.bool, md.float, md.int exist but stay out of `import *` (builtins)
+    "uint8", *(name for name in _toplevel_all if name not in ("abs", "max", "min", "sum", "pow")),
+]  # md.abs, md.max, md.min, md.sum, md.pow, md.bool, md.float, md.int exist but stay out of `import *` (builtins)
 
 # dtypes, as torch's names (NumPy's types: x.dtype == md.float32 holds); last, since
 # `bool` here shadows the builtin for the rest of this file

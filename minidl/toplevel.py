@@ -16,7 +16,7 @@ __all__ = [
     "abs", "allclose", "argmax", "argmin", "cat", "clamp", "clip", "equal", "exp", "flatten", "is_tensor",
     "log", "log_softmax", "matmul", "max", "maximum", "mean", "min", "minimum", "mm", "numel", "permute",
     "relu", "reshape", "sigmoid", "softmax", "sqrt", "squeeze", "stack", "sum", "tanh", "transpose",
-    "unsqueeze", "where",
+    "unsqueeze", "where", "var", "std", "pow", "bmm", "chunk", "split", "isnan", "isinf", "isfinite",
 ]
 
 
@@ -147,3 +147,21 @@ def equal(a, b) -> bool:
     """True when a and b have the same shape and the same values."""
     a, b = _tensor(a, "equal"), _tensor(b, "equal")
     return a.shape == b.shape and bool((a.data == b.data).all())
+
+
+# ------------------------------------------------------------------ compositions (ops/composite.py)
+def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return _tensor(x, "var").var(dim, unbiased, keepdim, correction=correction)
+
+
+def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return _tensor(x, "std").std(dim, unbiased, keepdim, correction=correction)
+
+
+def pow(x, exponent): return _tensor(x, "pow") ** exponent                  # noqa: E704, A001
+def bmm(a, b): return _tensor(a, "bmm").bmm(_tensor(b, "bmm"))             # noqa: E704
+def chunk(x, chunks, dim=0): return _tensor(x, "chunk").chunk(chunks, dim)  # noqa: E704
+def split(x, size, dim=0): return _tensor(x, "split").split(size, dim)      # noqa: E704
+def isnan(x): return _tensor(x, "isnan").isnan()                            # noqa: E704
+def isinf(x): return _tensor(x, "isinf").isinf()                            # noqa: E704
+def isfinite(x): return _tensor(x, "isfinite").isfinite()                   # noqa: E704

@@ -499,3 +499,52 @@ def test_view_as_reshape_as_type_as_and_normal():
     np.testing.assert_array_equal(md.normal(0, 0.01, size=(400, 50)).numpy(), w.numpy())   # seeded
     with pytest.raises(TypeError, match="tensor-valued"):
         md.normal(md.zeros(3), 1.0, size=(3,))
+
+
+# ------------------------------------------------------------------ compositions (ops/composite.py)
+COMPOSITE_CASES = {
+    "var": (lambda a: a.var(), [(4, 5)]),
+    "var dim biased": (lambda a: a.var(1, unbiased=False, keepdim=True), [(4, 5)]),
+    "std dims": (lambda a: a.std(dim=(0, 2)), [(3, 4, 5)]),
+    "std correction": (lambda a: a.std(0, correction=0), [(6, 3)]),
+    "pow": (lambda a: a.pow(3), [(3, 4)]),
+    "t": (lambda a: a.t() * 2, [(3, 4)]),
+    "mm": (lambda a, b: a.mm(b), [(3, 4), (4, 2)]),
+    "bmm": (lambda a, b: a.bmm(b), [(2, 3, 4), (2, 4, 5)]),
+    "chunk": (lambda a: a.chunk(3, dim=1)[1] * a.chunk(3, dim=1)[2][:, :1], [(2, 8)]),
+    "split sections": (lambda a: a.split([1, 3], dim=0)[1].sum(0), [(4, 3)]),
+    "split size": (lambda a: a.split(2, dim=1)[-1], [(2, 5)]),
+    "masked_fill": (lambda a: a.masked_fill(a > 0.5, -1.0), [(3, 4)]),
+}
+
+
+@pytest.mark.parametrize("name", COMPOSITE_CASES)
+def test_composite_parity(name):
+    fn, shapes = COMPOSITE_CASES[name]
+    check(fn, shapes=shapes)
+
+
+@pytest.mark.parametrize("name", COMPOSITE_CASES)
+def test_composite_gradcheck(name):
+    fn, shapes = COMPOSITE_CASES[name]
+    assert gradcheck_random(fn, shapes)
+
+
+def test_composite_module_level_and_tests():
+    x = md.tensor(np.array([1.0, np.nan, np.inf, -2.0], np.float32))
+    assert md.isnan(x).tolist() == [False, True, False, False]
+    assert md.isinf(x).tolist() == [False, False, True, False]
+    assert md.isfinite(x).tolist() == [True, False, False, True]
+    y = md.tensor(np.arange(6.0, dtype=np.float32).reshape(2, 3))
+    assert md.std(y).item() == pytest.approx(torch.tensor(y.numpy()).std().item())
+    assert [c.shape for c in md.chunk(y, 2, 1)] == [(2, 2), (2, 1)]
+    assert y.new_zeros(4).dtype == np.float32 and y.new_ones((2, 2)).tolist() == [[1, 1], [1, 1]]
+    assert y.new_tensor([1, 2]).dtype == np.float32 and y.nelement() == 6
+    with pytest.raises(RuntimeError, match="t\\(\\) expects"):
+        md.zeros(2, 2, 2).t()
+    with pytest.raises(RuntimeError, match="mm: both operands must be 2-D"):
+        y.mm(md.zeros(3))
+    with pytest.raises(ValueError, match="sum to dim 0's size 2"):
+        y.split([1, 2])
+    with pytest.raises(TypeError, match="mask must be a boolean"):
+        y.masked_fill(y, 0.0)

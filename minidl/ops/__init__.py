@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
-from . import basic, compare, inplace, loss, math, shape
+from . import basic, compare, composite, inplace, loss, math, shape
 
 MaxResult = namedtuple("MaxResult", "values indices")
 
@@ -203,6 +203,7 @@ def _numpy_names(method):
     return wrapper
 
 
+_methods.update(composite.METHODS)
 for _name in ("sum", "mean", "max", "min", "argmax", "argmin", "squeeze", "unsqueeze", "softmax", "log_softmax",
               "any", "all", "flatten", "cumsum", "std", "var", "prod", "norm"):
     if _name in _methods:
