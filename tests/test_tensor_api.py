@@ -548,3 +548,12 @@ def test_composite_module_level_and_tests():
         y.split([1, 2])
     with pytest.raises(TypeError, match="mask must be a boolean"):
         y.masked_fill(y, 0.0)
+
+
+def test_an_idiom_minidl_lacks_fails_naming_it_and_the_minidl_way():
+    x = md.zeros(3, requires_grad=True)
+    with pytest.raises(AttributeError, match="torch.Tensor.retain_grad; .*register_hook"):
+        (x * 2).retain_grad()
+    with pytest.raises(AttributeError, match="torch.Tensor.frobnicate; see docs/from-pytorch.md"):
+        x.frobnicate()
+    assert not hasattr(x, "__deepcopy_probe__") and x.is_cuda is False

@@ -210,3 +210,5 @@ for _name in ("sum", "mean", "max", "min", "argmax", "argmin", "squeeze", "unsqu
         _methods[_name] = _numpy_names(_methods[_name])
 for _name, _method in _methods.items():
     setattr(Tensor, _name, _method)
+Tensor.is_cuda = property(lambda t: t.device == "gpu")
+Tensor.__getattr__ = composite.missing_attribute

@@ -130,3 +130,27 @@ METHODS = {
     "new_tensor": new_tensor, "nelement": lambda t: t.numel(),
     "isnan": _test("isnan"), "isinf": _test("isinf"), "isfinite": _test("isfinite"),
 }
+
+
+# What a PyTorch program may reach for and minidl does not provide: the error names it and says
+# what to do instead (docs/from-pytorch.md has the whole list).
+_NOT_PROVIDED = {
+    "retain_grad": "gradients of non-leaf tensors are not kept; read one during backward with "
+                   "t.register_hook(fn)",
+    "cumsum": "no backward is written for it; use np.cumsum(t.numpy()) for a value without gradient",
+    "cumprod": "no backward is written for it; use np.cumprod(t.numpy()) for a value without gradient",
+    "prod": "no backward is written for it; use np.prod(t.numpy()) for a value without gradient",
+    "topk": "use t.argmax(dim) for the best one, or np.argsort(t.numpy()) for a ranking without gradient",
+    "sort": "use np.sort / np.argsort on t.numpy() (no gradient)",
+    "to_sparse": "sparse tensors are not provided",
+    "share_memory_": "minidl has no multiprocessing tensors (DataLoader workers are threads)",
+}
+
+
+def missing_attribute(t, name):
+    """Tensor.__getattr__: only called for names Tensor does not have."""
+    if name.startswith("_"):
+        raise AttributeError(name)
+    hint = _NOT_PROVIDED.get(name, "see docs/from-pytorch.md for what minidl provides and the minidl way")
+    raise AttributeError(f"'Tensor' object has no attribute {name!r}: minidl does not provide torch.Tensor.{name}; "
+                         f"{hint}")
