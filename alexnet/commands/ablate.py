@@ -17,11 +17,16 @@ override them; the training images' per-channel normalisation; ``--limit-train``
 take a fixed class-balanced subset), with the setting's model options, ``--seed`` 0, 1, ... and
 augmentation (random crops with 2 px padding at 28x28, 4 px at 32x32, and flips) ON in every
 setting but ``no-augment`` -- the paper's choice, although ``alexnet train`` leaves it off for
-Fashion-MNIST by default. Each run's metrics.json and checkpoint go to OUT/runs/. Writes
+Fashion-MNIST by default. Each run's checkpoint, metrics.json and result.json go to
+OUT/runs/<model>-<setting>-seed<k>/; a rerun of the same command reads finished runs back,
+continues an interrupted one from its checkpoint and refuses a run directory of another
+configuration. Writes
 
-    OUT/ablation.json   every run (model, setting, seed, test error) and the per-setting summary
-    OUT/ablation.md     the summary as a Markdown table
-    OUT/ablation.png    the errors per setting (bars: mean, whiskers: std, dots: seeds)
+    OUT/ablation.json   every run (with its per-epoch history), the per-setting summary, the verdicts
+    OUT/ablation.md     per setting: seeds, test error mean ± sample std, the difference from the
+                        baseline with a 95 % Welch interval, the train-test gap; then each of the
+                        paper's claims with its verdict (holds / not visible at this scale / reversed)
+    OUT/ablation.png    the training curves: train and test error by epoch, seeds thin, mean thick
 
 A setting that does not apply to a variant (``cifar`` has no LRN and no dropout) is skipped
 for it. See docs/ablation.md for what was run and how it compares with the paper.
