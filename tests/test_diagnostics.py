@@ -302,7 +302,7 @@ def test_unknown_ablation_setting_lists_the_valid_ones(tmp_path, capsys):
 
 @pytest.mark.skipif(not fashion_mnist_present() and not os.environ.get("CI"),
                     reason="Fashion-MNIST files not found (apt-get install dataset-fashion-mnist)")
-def test_ablate_on_a_tiny_subset_writes_its_table(tmp_path):
+def test_ablate_on_a_tiny_subset_writes_its_table(tmp_path, capsys):
     from alexnet.__main__ import main
     out = tmp_path / "ablation"
     status = main(["ablate", "--models", "mini", "--settings", "baseline", "no-lrn", "--seeds", "2",
@@ -315,10 +315,18 @@ def test_ablate_on_a_tiny_subset_writes_its_table(tmp_path):
     rows = {r["setting"]: r for r in saved["summary"]}
     for row in rows.values():
         errors = [r["test_error"] for r in saved["runs"] if r["setting"] == row["setting"]]
-        assert row["mean_error"] == pytest.approx(np.mean(errors)) and row["std_error"] == pytest.approx(np.std(errors))
+        assert row["mean_error"] == pytest.approx(np.mean(errors))
+        assert row["std_error"] == pytest.approx(np.std(errors, ddof=1))
         assert all(0 <= e <= 1 for e in errors)
-    assert rows["no-lrn"]["delta_vs_baseline"] == pytest.approx(rows["no-lrn"]["mean_error"]
-                                                                - rows["baseline"]["mean_error"])
+    assert rows["no-lrn"]["delta_error"]["diff"] == pytest.approx(rows["no-lrn"]["mean_error"]
+                                                                  - rows["baseline"]["mean_error"])
+    assert [c["claim"] for c in saved["claims"]] == ["LRN lowers top-1 error"]
+    # a rerun of the same command trains nothing: every run is read back from its result.json
+    status = main(["ablate", "--models", "mini", "--settings", "baseline", "no-lrn", "--seeds", "2",
+                   "--epochs", "1", "--limit-train", "64", "--limit-test", "32", "--batch-size", "32",
+                   "--width", "0.125", "--out", str(out), "--quiet"])
+    assert status == 0 and "done before, kept" in capsys.readouterr().out
+    assert json.loads((out / "ablation.json").read_text())["summary"] == saved["summary"]
     table = (out / "ablation.md").read_text()
     assert "| mini | baseline |" in table and "| mini | no-lrn |" in table
     assert (out / "ablation.png").stat().st_size > 1000

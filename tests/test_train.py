@@ -199,7 +199,8 @@ def test_time_budget_stops_mid_epoch_and_stretches_the_schedule(tmp_path):
     metrics = trainer.fit()
     # steps 0-4 ran (step 5 found the budget spent); the one-cycle schedule followed the clock
     assert len(metrics["epochs"]) == 1 and metrics["epochs"][0]["partial_epoch_steps"] == 5
-    assert "time budget" in metrics["stopped"]
+    assert "time budget" in metrics["stopped"] and "step 5 of 6: 0.83 of 2 epochs done" in metrics["stopped"]
+    assert metrics["epochs"][0]["epoch_fraction"] == pytest.approx(5 / 6)
     assert lrs[1] == pytest.approx(0.1 * s.factor(0 / 12))           # step 0: by steps
     assert lrs[4] == pytest.approx(0.1 * s.factor(0.45), rel=1e-3)   # step 3: by time
     assert lrs[5] == pytest.approx(0.1 * s.factor(0.90), rel=1e-3)   # step 4: near the end of the cycle

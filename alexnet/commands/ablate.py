@@ -17,11 +17,16 @@ override them; the training images' per-channel normalisation; ``--limit-train``
 take a fixed class-balanced subset), with the setting's model options, ``--seed`` 0, 1, ... and
 augmentation (random crops with 2 px padding at 28x28, 4 px at 32x32, and flips) ON in every
 setting but ``no-augment`` -- the paper's choice, although ``alexnet train`` leaves it off for
-Fashion-MNIST by default. Each run's metrics.json and checkpoint go to OUT/runs/. Writes
+Fashion-MNIST by default. Each run's checkpoint, metrics.json and result.json go to
+OUT/runs/<model>-<setting>-seed<k>/; a rerun of the same command reads finished runs back,
+continues an interrupted one from its checkpoint and refuses a run directory of another
+configuration. Writes
 
-    OUT/ablation.json   every run (model, setting, seed, test error) and the per-setting summary
-    OUT/ablation.md     the summary as a Markdown table
-    OUT/ablation.png    the errors per setting (bars: mean, whiskers: std, dots: seeds)
+    OUT/ablation.json   every run (with its per-epoch history), the per-setting summary, the verdicts
+    OUT/ablation.md     per setting: seeds, test error mean ± sample std, the difference from the
+                        baseline with a 95 % Welch interval, the train-test gap; then each of the
+                        paper's claims with its verdict (holds / not visible at this scale / reversed)
+    OUT/ablation.png    the training curves: train and test error by epoch, seeds thin, mean thick
 
 A setting that does not apply to a variant (``cifar`` has no LRN and no dropout) is skipped
 for it. See docs/ablation.md for what was run and how it compares with the paper.
@@ -89,6 +94,8 @@ def register(subparsers) -> None:
     p.add_argument("--data-dir", default=None, help="directory with the dataset files")
     p.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
     p.add_argument("--out", default=os.path.join("runs", "ablation"), help="output directory")
+    p.add_argument("--gap-images", type=V.POSITIVE_INT, default=10000,
+                   help="training images evaluated (as the test set is) for the train-test gap (default 10000)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -105,67 +112,202 @@ def data_present(model_name: str, data_dir=None) -> bool:
     return True
 
 
-def train_one(model_name, setting, seed, *, out, epochs=None, batch_size=None, lr=None, width=None,
-              limit_train=None, limit_test=None, data_dir=None, device="cpu", progress=False):
-    """Train one (model, setting, seed) exactly as ``alexnet train`` would with the setting's options
-    (its ``setup``: recipe, datasets, normalisation, augmentation, optimizer, schedule) and return the
-    test top-1 error (a fraction) after the last epoch."""
+class ConfigMismatch(ValueError):
+    """A run directory holds a run of another configuration (different epochs, recipe, ...)."""
+
+
+RESULT, SPEC = "result.json", "ablation-run.json"
+# configuration keys that may change between an interrupted ablation and its rerun
+_VOLATILE = ("out", "data_dir", "device", "prefetch", "eval_batch_size")
+
+
+def run_given(model_name, setting, seed, *, out, epochs=None, batch_size=None, lr=None, width=None,
+              limit_train=None, limit_test=None, data_dir=None, device="cpu") -> dict:
+    """The options ``alexnet train`` gets for one (model, setting, seed)."""
+    options, augment = SETTINGS[setting]
+    return dict(model=model_name, dataset=MODELS[model_name], epochs=epochs, batch_size=batch_size, lr=lr,
+                width=width, seed=seed, out=out, limit_train=limit_train, limit_test=limit_test,
+                data_dir=data_dir, device=device, augment=augment, **options)
+
+
+def run_spec(given: dict) -> dict:
+    """What makes two runs the same: the full configuration (recipe defaults filled in), less
+    where it is written and on what device; JSON round-tripped so it compares with a saved one."""
+    import json  # noqa: PLC0415
+    from .. import runs  # noqa: PLC0415
+    cfg = runs.resolve_config(given)
+    return json.loads(json.dumps({k: v for k, v in sorted(cfg.items()) if k not in _VOLATILE}))
+
+
+def _differences(old: dict, new: dict) -> str:
+    keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return ", ".join(f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in keys)
+
+
+def _train(given: dict, *, resume: bool, gap_images: int, progress: bool, label: str) -> dict:
+    """Train (or continue) one run as ``alexnet train`` would; returns its per-epoch history and the
+    accuracy of the final model on the first ``gap_images`` training images, evaluated as the test
+    set is (no augmentation, dropout off): the train side of the train-test gap."""
+    from minidl.data import DataLoader, Subset  # noqa: PLC0415
     from minidl.train import trainer as trainer_module  # noqa: PLC0415
     from .train import setup  # noqa: PLC0415
-    options, augment = SETTINGS[setting]
-    given = dict(model=model_name, dataset=MODELS[model_name], epochs=epochs, batch_size=batch_size, lr=lr,
-                 width=width, seed=seed, out=out, limit_train=limit_train, limit_test=limit_test,
-                 data_dir=data_dir, device=device, augment=augment, **options)
-    cfg, parts = setup(given, overwrite=True, log=lambda *a: None)
 
     def log(*parts_):  # only the health check's warnings, labelled with the run
         message = " ".join(map(str, parts_))
         if message.startswith("health check"):
-            print(f"[{model_name} {setting} seed {seed}] {message}", flush=True)
+            print(f"[{label}] {message}", flush=True)
 
+    cfg, parts = setup(given, resume=resume, overwrite=not resume, log=lambda *a: None)
     try:
         trainer = trainer_module.Trainer(parts["model"], parts["optimizer"], parts["train_loader"],
                                          parts["test_loader"], epochs=cfg["epochs"], num_classes=cfg["num_classes"],
                                          out_dir=cfg["out"], schedule=parts["schedule"], device=cfg["device"],
                                          classes=parts["test_ds"].classes, meta=parts["meta"], progress=progress,
                                          plots=False, out_lock=parts["lock"], log=log)
-        trainer.fit()
+        trainer.fit(resume=resume)
+        train_ds = parts["train_ds"]
+        subset = Subset(train_ds, list(range(min(gap_images, len(train_ds)))))
+        loader = DataLoader(subset, batch_size=parts["test_loader"].batch_size, shuffle=False,
+                            transform=parts["test_loader"].transform)
+        clean = trainer_module.evaluate(parts["model"], loader, cfg["num_classes"], device=cfg["device"])
     finally:
         parts["lock"].release()
-    return 1.0 - trainer.history[-1]["test_acc"], cfg
+    return dict(history=trainer.history, train_eval_acc=clean.top1, train_eval_images=clean.count,
+                epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
+                limit_train=cfg["limit_train"], limit_test=cfg["limit_test"])
+
+
+def run_one(given: dict, setting: str, run_dir: str, *, gap_images: int = 10000, progress: bool = False, label: str = "") -> dict:
+    """One run's result, from ``run_dir/result.json`` when it finished before (nothing is trained),
+    else trained -- continued from its checkpoint when an earlier attempt was interrupted -- and
+    then written to result.json atomically. ConfigMismatch when ``run_dir`` holds a run of another
+    configuration: results of different set-ups are never mixed."""
+    import json  # noqa: PLC0415
+    from minidl.train.checkpoint import write_json_atomic  # noqa: PLC0415
+    from minidl.train.trainer import CHECKPOINT  # noqa: PLC0415
+    spec = run_spec(given)
+    result_path, spec_path = os.path.join(run_dir, RESULT), os.path.join(run_dir, SPEC)
+    refuse = (f"; remove {run_dir} to run it again with the new settings, or give another --out")
+    if os.path.exists(result_path):
+        with open(result_path) as f:
+            result = json.load(f)
+        if result.get("spec") != spec:
+            raise ConfigMismatch(f"{run_dir} holds a finished run of another configuration "
+                                 f"({_differences(result.get('spec') or {}, spec)})" + refuse)
+        return dict(result, skipped=True)
+    resume = False
+    if os.path.exists(spec_path):
+        with open(spec_path) as f:
+            saved = json.load(f)
+        if saved != spec:
+            raise ConfigMismatch(f"{run_dir} holds an unfinished run of another configuration "
+                                 f"({_differences(saved, spec)})" + refuse)
+        resume = os.path.exists(os.path.join(run_dir, CHECKPOINT))
+    elif os.path.exists(os.path.join(run_dir, CHECKPOINT)):
+        raise ConfigMismatch(f"{run_dir} holds a checkpoint that ablate did not start (no {SPEC})" + refuse)
+    else:
+        os.makedirs(run_dir, exist_ok=True)
+        write_json_atomic(spec_path, spec)
+    start = time.perf_counter()
+    out = _train(dict(given, out=run_dir), resume=resume, gap_images=gap_images, progress=progress, label=label)
+    history = [{k: h.get(k) for k in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_fraction")}
+               for h in out.pop("history")]
+    last = history[-1]
+    result = dict(model=given["model"], setting=setting, seed=given["seed"], spec=spec,
+                  test_error=1.0 - last["test_acc"], test_acc=last["test_acc"], train_acc=last["train_acc"],
+                  gap=out["train_eval_acc"] - last["test_acc"], history=history, resumed=resume,
+                  seconds=time.perf_counter() - start, **out)
+    write_json_atomic(result_path, result)
+    return dict(result, skipped=False)
+
+
+# the paper's claims: (claim, setting that switches the choice off, metric, paper's change in points or None);
+# each says that switching the choice off RAISES the metric (test error, or the train-test gap)
+CLAIMS = [
+    ("LRN lowers top-1 error", "no-lrn", "test_error", 1.4),
+    ("overlapping pooling lowers top-1 error", "nonoverlap-pool", "test_error", 0.4),
+    ("dropout reduces overfitting (train-test gap)", "no-dropout", "gap", None),
+    ("dropout lowers top-1 error", "no-dropout", "test_error", None),
+    ("augmentation reduces overfitting (train-test gap)", "no-augment", "gap", None),
+    ("augmentation lowers top-1 error", "no-augment", "test_error", None),
+]
+METRIC_WORDS = {"test_error": "test top-1 error", "gap": "train-test gap"}
 
 
 def summarise(runs: list) -> list:
-    """Per (model, setting): mean and std (population, over seeds) of the test error."""
-    import numpy as np  # noqa: PLC0415
+    """Per (model, setting): seeds, mean and sample std of the test error and of the train-test gap,
+    and the differences from the baseline with 95 % Welch intervals (fractions, not points)."""
+    from ..ablation_stats import mean_sd, welch  # noqa: PLC0415
     rows = []
     for key in dict.fromkeys((r["model"], r["setting"]) for r in runs):
-        errors = [r["test_error"] for r in runs if (r["model"], r["setting"]) == key]
-        rows.append(dict(model=key[0], setting=key[1], seeds=len(errors), errors=errors,
-                         mean_error=float(np.mean(errors)), std_error=float(np.std(errors)),
-                         min_error=float(np.min(errors)), max_error=float(np.max(errors))))
+        mine = [r for r in runs if (r["model"], r["setting"]) == key]
+        row = dict(model=key[0], setting=key[1], seeds=len(mine), errors=[r["test_error"] for r in mine],
+                   gaps=[r["gap"] for r in mine])
+        row["mean_error"], row["std_error"] = mean_sd(row["errors"])
+        row["mean_gap"], row["std_gap"] = mean_sd(row["gaps"])
+        rows.append(row)
     for row in rows:
         base = next((r for r in rows if r["model"] == row["model"] and r["setting"] == "baseline"), None)
-        row["delta_vs_baseline"] = None if base is None else row["mean_error"] - base["mean_error"]
+        for metric, values in (("error", "errors"), ("gap", "gaps")):
+            row[f"delta_{metric}"] = None if base is None or row is base else welch(row[values], base[values])
     return rows
 
 
-def markdown(rows: list, config: dict) -> str:
-    lines = [f"Test top-1 error, mean ± std over seeds ({config['seeds']} seeds, {config['epochs']} epochs, "
-             f"{config['train_images']} training / {config['test_images']} test images, width {config['width']}).",
-             "", "| model | setting | error (%) | ± std | min – max | vs baseline (points) |",
-             "|---|---|---|---|---|---|"]
+def claims(rows: list) -> list:
+    """Each claim of the paper with its verdict from the interval of (setting - baseline)."""
+    from ..ablation_stats import verdict  # noqa: PLC0415
+    out = []
+    for text, setting, metric, paper in CLAIMS:
+        for row in rows:
+            delta = row.get("delta_error" if metric == "test_error" else "delta_gap")
+            if row["setting"] != setting or delta is None:
+                continue
+            word = verdict(delta["low"], delta["high"], +1)
+            size = f"{100 * delta['diff']:+.2f} points"
+            if delta["low"] is not None:
+                size += (f" (95 % interval {100 * delta['low']:+.2f} to {100 * delta['high']:+.2f}, "
+                         f"Welch df {delta['df']:.1f})")
+            paper_words = f"paper: +{paper} points" if paper is not None else "paper: no number, same direction"
+            sentence = (f"{word}: switching it off ({setting}) changes the {METRIC_WORDS[metric]} by {size}; "
+                        f"{paper_words}")
+            out.append(dict(model=row["model"], claim=text, setting=setting, metric=metric, paper_points=paper,
+                            verdict=word, diff=delta["diff"], low=delta["low"], high=delta["high"], df=delta["df"],
+                            text=sentence))
+    return out
+
+
+def _pm(mean, sd):
+    return f"{100 * mean:.2f}" + ("" if sd is None else f" ± {100 * sd:.2f}")
+
+
+def markdown(rows: list, verdicts: list, config: dict) -> str:
+    lines = [f"{config['seeds']} seeds, {config['epochs']} epochs, {config['train_images']} training / "
+             f"{config['test_images']} test images, width {config['width']}; ± is the sample standard "
+             "deviation over seeds; intervals are 95 % by Welch's t; points are percentage points. "
+             "Gap: accuracy on the first training images (evaluated as the test set: no augmentation, "
+             "dropout off) minus test accuracy.", "",
+             "| model | setting | seeds | test error (%) | vs baseline (points, 95 % interval) | "
+             "train-test gap (points) | gap vs baseline |", "|---|---|---|---|---|---|---|"]
+
+    def delta(d):
+        if d is None:
+            return ""
+        if d["low"] is None:
+            return f"{100 * d['diff']:+.2f}"
+        return f"{100 * d['diff']:+.2f} [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]"
     for r in rows:
-        delta = "" if r["delta_vs_baseline"] is None or r["setting"] == "baseline" else \
-            f"{100 * r['delta_vs_baseline']:+.2f}"
-        lines.append(f"| {r['model']} | {r['setting']} | {100 * r['mean_error']:.2f} | {100 * r['std_error']:.2f} | "
-                     f"{100 * r['min_error']:.2f} – {100 * r['max_error']:.2f} | {delta} |")
+        lines.append(f"| {r['model']} | {r['setting']} | {r['seeds']} | {_pm(r['mean_error'], r['std_error'])} | "
+                     f"{delta(r['delta_error'])} | {_pm(r['mean_gap'], r['std_gap'])} | {delta(r['delta_gap'])} |")
+    if verdicts:
+        lines += ["", "| model | the paper's claim | verdict |", "|---|---|---|"]
+        lines += [f"| {v['model']} | {v['claim']} | {v['text']} |" for v in verdicts]
     return "\n".join(lines) + "\n"
 
 
 def run(args) -> int:
     from minidl.train.checkpoint import write_json_atomic  # noqa: PLC0415
     from minidl.train.diagnostic_plots import plot_ablation  # noqa: PLC0415
+    from minidl.train.trainer import TrainingInterrupted  # noqa: PLC0415
 
     def fail(message):
         print(f"alexnet ablate: {message}", file=sys.stderr)
@@ -176,7 +318,8 @@ def run(args) -> int:
     except ValueError as exc:
         return fail(str(exc))
     for name, value in (("--seeds", args.seeds), ("--epochs", args.epochs), ("--limit-train", args.limit_train),
-                        ("--limit-test", args.limit_test), ("--batch-size", args.batch_size)):
+                        ("--limit-test", args.limit_test), ("--batch-size", args.batch_size),
+                        ("--gap-images", args.gap_images)):
         if value is not None and value < 1:
             return fail(f"{name} must be >= 1, got {value}")
     wanted = args.models or list(MODELS)
@@ -198,35 +341,43 @@ def run(args) -> int:
                 print(f"{name}: '{setting}' does not apply (the variant lacks that choice); skipped")
                 continue
             for seed in range(args.seeds):
-                start = time.perf_counter()
+                label = f"{name} {setting} seed {seed}"
+                run_dir = os.path.join(args.out, "runs", f"{name}-{setting}-seed{seed}")
+                given = run_given(name, setting, seed, out=run_dir, epochs=args.epochs, batch_size=args.batch_size,
+                                  lr=args.lr, width=args.width, limit_train=args.limit_train,
+                                  limit_test=args.limit_test, data_dir=args.data_dir, device=args.device)
                 try:
-                    error, cfg = train_one(name, setting, seed, out=os.path.join(args.out, "runs",
-                                                                                 f"{name}-{setting}-seed{seed}"),
-                                           epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                           width=args.width, limit_train=args.limit_train,
-                                           limit_test=args.limit_test, data_dir=args.data_dir,
-                                           device=args.device, progress=not args.quiet)
+                    result = run_one(given, setting, run_dir, gap_images=args.gap_images, progress=not args.quiet,
+                                     label=label)
+                except TrainingInterrupted as exc:
+                    print(f"alexnet ablate: {label}: {exc}", file=sys.stderr)
+                    print("alexnet ablate: rerun the same command to continue: finished runs are kept, this one "
+                          "resumes from its checkpoint", file=sys.stderr)
+                    return 128 + exc.signum
                 except ValueError as exc:
-                    return fail(f"{name} {setting} seed {seed}: {exc}")
-                sizes[name] = dict(epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
-                                   limit_train=cfg["limit_train"], limit_test=cfg["limit_test"])
-                runs.append(dict(model=name, setting=setting, seed=seed, test_error=error,
-                                 seconds=time.perf_counter() - start))
-                print(f"{name} {setting} seed {seed}: test error {100 * error:.2f}% "
-                      f"({runs[-1]['seconds']:.0f} s)", flush=True)
+                    return fail(f"{label}: {exc}")
+                sizes[name] = {k: result[k] for k in ("epochs", "batch_size", "lr", "limit_train", "limit_test")}
+                runs.append(result)
+                how = "done before, kept" if result["skipped"] else \
+                    ("resumed and finished" if result["resumed"] else "trained")
+                print(f"{label}: test error {100 * result['test_error']:.2f}%, train-test gap "
+                      f"{100 * result['gap']:.2f} points ({how}, {result['seconds']:.0f} s)", flush=True)
     if not runs:
         return fail(f"none of the settings {settings} applies to {present}")
     rows = summarise(runs)
+    verdicts = claims(rows)
     first = sizes[next(iter(sizes))]
     config = dict(seeds=args.seeds, epochs=first["epochs"], width=args.width or 1.0, lr=first["lr"],
                   batch_size=first["batch_size"], train_images=first["limit_train"] or "all",
                   test_images=first["limit_test"] or "all", settings=settings, models=list(sizes),
-                  per_model=sizes)
-    write_json_atomic(os.path.join(args.out, "ablation.json"), dict(config=config, summary=rows, runs=runs))
-    table = markdown(rows, config)
+                  per_model=sizes, gap_images=args.gap_images)
+    write_json_atomic(os.path.join(args.out, "ablation.json"),
+                      dict(config=config, summary=rows, claims=verdicts,
+                           runs=[{k: v for k, v in r.items() if k != "skipped"} for r in runs]))
+    table = markdown(rows, verdicts, config)
     with open(os.path.join(args.out, "ablation.md"), "w") as f:
         f.write(table)
-    plot_ablation(rows, os.path.join(args.out, "ablation.png"),
+    plot_ablation(runs, os.path.join(args.out, "ablation.png"),
                   title=f"ablation: {args.seeds} seeds, {config['epochs']} epochs, {config['train_images']} images")
     print("\n" + table)
     print(f"written: {os.path.join(args.out, 'ablation.json')}, ablation.md, ablation.png")

@@ -5,7 +5,8 @@
   update-to-weight ratio (weighted layers), one line per layer, log scales where they span decades;
 - ``plot_histograms``: one panel per layer, the histogram of its output values on one batch
   (what ``alexnet diagnose`` writes, to compare two initialisations side by side);
-- ``plot_ablation``: test error per ablation setting, mean and spread over seeds.
+- ``plot_ablation``: the ablation's training curves: train and test error by epoch, one colour
+  per setting, each seed a thin line, the mean over seeds a thick one.
 """
 from __future__ import annotations
 
@@ -94,23 +95,37 @@ def plot_histograms(activations: dict, path: str, title: str = "", bins: int = 6
     _save(fig, path)
 
 
-def plot_ablation(rows: list, path: str, title: str = "") -> None:
-    """rows: the ablation table (dicts with model, setting, mean_error, std_error, errors)."""
+def plot_ablation(runs: list, path: str, title: str = "") -> None:
+    """runs: ablate's run results (dicts with model, setting, seed and history: per-epoch train_acc,
+    test_acc and, for an epoch cut short, epoch_fraction)."""
+    from .plots import epoch_positions  # noqa: PLC0415
     plt = _pyplot()
-    labels = [f"{r['model']}: {r['setting']}" for r in rows]
-    means = [100 * r["mean_error"] for r in rows]
-    stds = [100 * r["std_error"] for r in rows]
-    fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 1.5))
-    y = np.arange(len(rows))
-    ax.barh(y, means, xerr=stds, color="tab:blue", alpha=0.7, capsize=3)
-    for i, r in enumerate(rows):
-        ax.plot([100 * e for e in r["errors"]], [i] * len(r["errors"]), "k.", markersize=4)
-    ax.set_yticks(y)
-    ax.set_yticklabels(labels, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel("test top-1 error (%) -- bar: mean, whisker: std over seeds, dots: seeds")
-    ax.grid(axis="x", alpha=0.3)
+    models = list(dict.fromkeys(r["model"] for r in runs))
+    keys = list(dict.fromkeys((r["model"], r["setting"]) for r in runs))
+    colors = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
+    for i, key in enumerate(keys):
+        mine = [r for r in runs if (r["model"], r["setting"]) == key]
+        label = key[1] if len(models) == 1 else f"{key[0]}: {key[1]}"
+        for ax, metric in zip(axes, ("train_acc", "test_acc")):
+            curves = []
+            for r in mine:
+                x = epoch_positions(r["history"])
+                y = [100 * (1 - h[metric]) for h in r["history"]]
+                ax.plot(x, y, "-", color=colors(i % 10), linewidth=0.8, alpha=0.45)
+                curves.append((x, y))
+            n = min(len(c[0]) for c in curves)   # the epochs every seed has
+            mean = np.mean([c[1][:n] for c in curves], axis=0)
+            ax.plot(curves[0][0][:n], mean, "o-", color=colors(i % 10), linewidth=2.2, markersize=3,
+                    label=f"{label} ({len(mine)} seeds)")
+    for ax, what in zip(axes, ("train error (running, as trained: with augmentation and dropout)",
+                               "test error")):
+        ax.set_title(what, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("top-1 error (%)")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
     if title:
-        ax.set_title(title)
+        fig.suptitle(f"{title} -- thin: seeds, thick: mean")
     fig.tight_layout()
     _save(fig, path)

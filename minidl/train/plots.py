@@ -1,6 +1,8 @@
 """The training run's figures, drawn with matplotlib's Agg backend (no display needed).
 
-- ``plot_curves``: training loss, and train/test top-1 (and test top-5) accuracy per epoch;
+- ``plot_curves``: train and test loss, and train/test top-1 (and test top-5) accuracy per epoch;
+  an epoch cut short by the time budget is drawn at its true position (``epoch_positions``:
+  4.09 when the budget ended the run 9 % into epoch 5) and marked as ended by the budget;
 - ``plot_filters``: the first convolution's filters as a grid of small images, each filter
   scaled to [0, 1] on its own (as the paper's figure 3); 1-channel filters in grey, 3-channel
   ones as RGB;
@@ -33,26 +35,41 @@ def _save(fig, path):
         plt.close(fig)
 
 
+def epoch_positions(history: list) -> list:
+    """The x position of each history record: its epoch number, or for an epoch the time budget
+    cut short (a record with ``epoch_fraction``), epoch - 1 + that fraction (4.09 for 9 % of epoch 5).
+    An old record with ``partial_epoch_steps`` but no fraction stays at its epoch number."""
+    return [h["epoch"] - 1 + h["epoch_fraction"] if h.get("epoch_fraction") is not None else h["epoch"]
+            for h in history]
+
+
 def plot_curves(history: list, path: str, title: str = "") -> None:
-    """history: metrics.json's "epochs" list."""
+    """history: metrics.json's "epochs" list. Left: train and test loss; right: accuracies."""
     plt = _pyplot()
-    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
-    epochs = [h["epoch"] for h in history]
+    x = epoch_positions(history)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train loss")
-    ax_loss.set_xlabel("epoch")
+    ax_loss.plot(x, [h["train_loss"] for h in history], "o-", label="train loss (running, as trained)")
+    test_loss = [h.get("test_loss") for h in history]
+    if any(v is not None for v in test_loss):
+        ax_loss.plot(x, [math.nan if v is None else v for v in test_loss], "o-", label="test loss")
     ax_loss.set_ylabel("cross-entropy")
-    ax_loss.legend()
-    ax_loss.grid(alpha=0.3)
-    ax_acc.plot(epochs, [h["train_acc"] for h in history], "o-", label="train top-1")
-    ax_acc.plot(epochs, [h["test_acc"] for h in history], "o-", label="test top-1")
-    ax_acc.plot(epochs, [h["test_top5"] for h in history], "o--", label="test top-5", alpha=0.6)
-    ax_acc.set_xlabel("epoch")
-    for ax in (ax_loss, ax_acc):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_acc.plot(x, [h["train_acc"] for h in history], "o-", label="train top-1")
+    ax_acc.plot(x, [h["test_acc"] for h in history], "o-", label="test top-1")
+    ax_acc.plot(x, [h["test_top5"] for h in history], "o--", label="test top-5", alpha=0.6)
     ax_acc.set_ylabel("accuracy")
-    ax_acc.legend()
-    ax_acc.grid(alpha=0.3)
+    cut = [i for i, h in enumerate(history) if "partial_epoch_steps" in h or h.get("epoch_fraction") is not None]
+    for ax in (ax_loss, ax_acc):
+        data_lines = list(ax.get_lines())
+        for i in cut:   # the last point of a run the time budget ended: an open ring and a dotted line
+            ax.axvline(x[i], color="grey", linestyle=":", linewidth=1,
+                       label=f"ended by the time budget at epoch {x[i]:.2f}" if i == cut[0] else None)
+            for line in data_lines:
+                y = line.get_ydata()[i]
+                ax.plot([x[i]], [y], "o", markersize=11, markerfacecolor="none", color=line.get_color())
+        ax.set_xlabel("epoch")
+        ax.set_xticks(range(1, max((h["epoch"] for h in history), default=1) + 1))
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
     if history:
         best = max(h["test_acc"] for h in history)
         ax_acc.set_title(f"best test top-1 {best:.2%}")

@@ -593,7 +593,8 @@ class Trainer:
                 if self._interrupt.requested:
                     raise KeyboardInterrupt
                 if time_fraction >= 1.0:
-                    self.stopped = f"time budget of {self.time_budget:g} s used at epoch {epoch + 1}, step {step}"
+                    self.stopped = (f"time budget of {self.time_budget:g} s used at epoch {epoch + 1}, step {step} "
+                                    f"of {n_steps}: {epoch + step / max(n_steps, 1):.2f} of {self.epochs} epochs done")
                     break
                 self._dirty = True   # from here the step changes lr, RNG, batch-norm statistics, weights
                 self.schedule.before_step(max((epoch * n_steps + step) / total_steps, time_fraction))
@@ -672,6 +673,8 @@ class Trainer:
                   "images_per_s": running["count"] / running["train_seconds"] if running["train_seconds"] > 0 else None}
         if self.stopped is not None:
             record["partial_epoch_steps"] = running["last_step"]
+            # where the budget cut the epoch: curves.png plots the record at epoch - 1 + this fraction
+            record["epoch_fraction"] = running["last_step"] / max(len(self.train_loader), 1)
         # schedule, history and checkpoint move to the next epoch's start together
         with self._interrupt.atomic():
             self._position = None
