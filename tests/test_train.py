@@ -207,6 +207,22 @@ def test_time_budget_stops_mid_epoch_and_stretches_the_schedule(tmp_path):
     assert ckpt_io.load_checkpoint(str(tmp_path / CHECKPOINT)).meta["epoch"] == 1
 
 
+def test_a_budget_spent_at_an_epoch_boundary_records_no_empty_epoch(tmp_path):
+    trainer = make_trainer(tmp_path, epochs=3)
+    trainer.time_budget = 1e6
+    finish = trainer._finish_epoch
+
+    def finish_then_age(epoch, running):   # epoch 1's evaluation spends the whole budget
+        finish(epoch, running)
+        trainer.start_time -= 2 * trainer.time_budget
+    trainer._finish_epoch = finish_then_age
+    metrics = trainer.fit()
+    assert "time budget" in metrics["stopped"]
+    assert [r["epoch"] for r in metrics["epochs"]] == [1]          # no zero-step epoch 2 with loss 0
+    assert "partial_epoch_steps" not in metrics["epochs"][0]
+    assert ckpt_io.load_checkpoint(str(tmp_path / CHECKPOINT)).meta["epoch"] == 1
+
+
 def test_a_slow_first_step_does_not_spend_the_time_budget(tmp_path):
     """A cold Numba cache makes the first step ~20 s.  The time reserved for the final evaluation
     used to be estimated from that step's rate, which on a fresh machine exceeded the whole budget

@@ -533,6 +533,8 @@ class Trainer:
                                  f"of {len(self.train_loader)}")
                 while epoch < self.epochs and self.stopped is None:
                     running = self._train_epoch(epoch, step, running)
+                    if self.stopped is not None and not running.get("count", 0):
+                        break   # stopped before this epoch's first step: no epoch to evaluate or record
                     self._finish_epoch(epoch, running)
                     epoch, step, running = epoch + 1, 0, {}
             except KeyboardInterrupt:
