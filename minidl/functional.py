@@ -15,7 +15,7 @@ from .tensor import Tensor, as_tensor
 
 
 def relu(x: Tensor) -> Tensor:
-    return basic.ReLU.apply(x)
+    return basic.ReLUFunction.apply(x)
 
 
 def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
@@ -30,15 +30,15 @@ def linear(x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
                          f"(input's last dim must equal in_features = weight.shape[1])")
     if b is not None and b.shape != (w.shape[0],):
         raise ValueError(f"linear: bias has shape {b.shape}, expected ({w.shape[0]},) for weight {w.shape}")
-    return _linear.Linear.apply(x, w) if b is None else _linear.Linear.apply(x, w, b)
+    return _linear.LinearFunction.apply(x, w) if b is None else _linear.LinearFunction.apply(x, w, b)
 
 
 def softmax(x: Tensor, dim: int = -1) -> Tensor:
-    return loss.Softmax.apply(x, dim=dim)
+    return loss.SoftmaxFunction.apply(x, dim=dim)
 
 
 def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
-    return loss.LogSoftmax.apply(x, dim=dim)
+    return loss.LogSoftmaxFunction.apply(x, dim=dim)
 
 
 # ---------------------------------------------------------------- losses (minidl/ops/loss.py)

@@ -11,7 +11,7 @@ import pytest
 
 import minidl.data as D
 from minidl.data import cifar, fashion_mnist
-from minidl.data.download import ChecksumError, DatasetNotFoundError, extract_tar, file_digest
+from minidl.data.download import ChecksumError, DatasetNotFoundError, extract_tar
 from minidl.data.idx import IDXError, read_idx, write_idx
 
 

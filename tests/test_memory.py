@@ -41,8 +41,8 @@ def test_a_freed_block_is_reused_and_a_live_one_never():
 @pytest.mark.parametrize("keep", ["view", "slice", "transpose", "base"])
 def test_any_view_keeps_its_block_in_use(keep):
     a = memory.empty(BIG)
-    held = {"view": lambda: a.view(np.int32), "slice": lambda: a[3:7],
-            "transpose": lambda: a.T[::2], "base": lambda: a.base}[keep]()
+    held = {"view": lambda x: x.view(np.int32), "slice": lambda x: x[3:7],
+            "transpose": lambda x: x.T[::2], "base": lambda x: x.base}[keep](a)
     address = a.ctypes.data
     del a
     gc.collect()
