@@ -9,6 +9,7 @@ import minidl.functional as F
 from minidl import nn
 from minidl.kernels import conv as K
 from tests.parity import assert_close, check, gradcheck_random
+import importlib
 
 # (x shape, kernel, stride, padding): odd sizes, batch 1, padding > 0, non-square, stride > kernel
 GEOMETRIES = [
@@ -179,7 +180,6 @@ def test_backward_rejects_a_gradient_of_the_wrong_shape():
 
 
 def test_workspace_limit_from_environment(monkeypatch):
-    import importlib
     monkeypatch.setenv("MINIDL_CONV_WORKSPACE_MB", "3")
     fresh = importlib.reload(K)
     try:

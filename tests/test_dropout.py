@@ -165,9 +165,6 @@ def test_gpu_mask_equals_cpu_mask():
 
 
 def test_numpy_scalar_probability_is_accepted():
-    import numpy as np
-    import minidl as md
-    import minidl.functional as F
     x = md.tensor(np.ones((4, 8), dtype=np.float32))
     a = F.dropout(x, np.float32(0.25)).numpy()
     assert set(np.unique(a)).issubset({0.0, np.float32(1 / 0.75)})

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from minidl.kernels import memory
+import threading
 
 BIG = (1024, 1024)   # 4 MiB of float32: above MIN_BYTES
 
@@ -90,7 +91,6 @@ def test_the_limit_holds_when_arrays_die_without_a_new_allocation():
 
 
 def test_blocks_come_back_from_other_threads():
-    import threading
     memory.set_limit(10 << 20)
     arrays = [memory.empty(BIG) for _ in range(6)]
 
