@@ -359,7 +359,7 @@ def environment():
             "torch_threads": t.get_num_threads(), "cpu": _cpu_name(),
             "cores": os.cpu_count(), "time": time.strftime("%Y-%m-%d %H:%M:%S"),
             "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT")}
-    import numba  # noqa: PLC0415
+    import numba  # noqa: PLC0415 - optional dependency, loaded only when used
     info["numba"] = numba.__version__
     if md.gpu_available():
         cp = backend.cupy_module()

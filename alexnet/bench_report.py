@@ -90,9 +90,9 @@ def markdown(results):
 
 def bar_chart(results, path):
     """Speed-up of each fast kernel and step ratio against PyTorch (1.0 = parity)."""
-    import matplotlib  # noqa: PLC0415
+    import matplotlib  # noqa: PLC0415 - optional dependency, loaded only when used
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - optional dependency, loaded only when used
     rows = [(f"{r['kernel']} ({r['device']})", r["speedup_fwd_bwd"]) for r in results["kernels"]
             if r["backend"] in ("fast", "cupy")]
     rows += [(f"step {r['model']} b{r['batch']} ({r['device']})", r["ratio"]) for r in results["steps"]]

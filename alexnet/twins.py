@@ -9,7 +9,7 @@ from __future__ import annotations
 
 def torch_layer(layer):
     """The torch.nn layer equivalent to one minidl layer (parameters not copied)."""
-    import torch  # noqa: PLC0415
+    import torch  # noqa: PLC0415 - optional dependency, loaded only when used
 
     kind = type(layer).__name__
     if kind == "Conv2d":
@@ -37,7 +37,7 @@ def torch_layer(layer):
 def torch_twin(model):
     """A torch.nn.Module computing what ``model`` (an alexnet.models.AlexNet) computes, with its
     state dict (same names, same values) loaded."""
-    import torch  # noqa: PLC0415
+    import torch  # noqa: PLC0415 - optional dependency, loaded only when used
 
     class Twin(torch.nn.Module):
         def __init__(self):

@@ -22,13 +22,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def worker(args):
     """One process of a measurement: time ``steps`` training steps after two warm-up steps."""
-    import numpy as np
+    import numpy as np  # noqa: PLC0415 - only the measured worker processes load minidl; the launcher stays light
 
-    import alexnet
-    import minidl as md
-    import minidl.distributed as dist
-    import minidl.functional as F
-    from minidl import nn, optim
+    import alexnet  # noqa: PLC0415 - only the measured worker processes load minidl; the launcher stays light
+    import minidl as md  # noqa: PLC0415 - only the measured worker processes load minidl; the launcher stays light
+    import minidl.distributed as dist  # noqa: PLC0415 - only the measured worker processes load minidl; the launcher stays light
+    import minidl.functional as F  # noqa: PLC0415 - only the measured worker processes load minidl; the launcher stays light
+    from minidl import nn, optim  # noqa: PLC0415 - only the measured worker processes load minidl; the launcher stays light
 
     world = 1
     if dist.launcher_world_size() > 1:

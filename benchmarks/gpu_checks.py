@@ -27,6 +27,9 @@ import numpy as np
 import minidl as md
 import minidl.functional as F
 from minidl.kernels import dropout as dropout_kernels
+import alexnet
+from alexnet import bench_report
+from alexnet.bench import environment
 
 TOLERANCES = {np.float64: dict(rtol=1e-9, atol=1e-12), np.float32: dict(rtol=2e-3, atol=1e-5)}
 
@@ -61,7 +64,6 @@ def check_dropout(gpu, dry):
 
 def _model_pair(name, dtype, gpu, num_classes):
     """The same model twice (same weights, dtype), one on the CPU and one on ``gpu``."""
-    import alexnet
     md.manual_seed(0)
     models = [alexnet.build(name, num_classes=num_classes) for _ in range(2)]
     for m in models:
@@ -126,7 +128,6 @@ def check_speed(gpu, dry):
     for name, batch in ([("mini", 8)] if dry else [("mini", 128), ("paper", 32)]):
         row = {"model": name, "batch": batch}
         for device, side in (("cpu", "cpu"), (gpu, "gpu")):
-            import alexnet
             model = alexnet.build(name, num_classes=10).to(device)
             opt = md.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
             x = md.tensor(np.random.default_rng(0).standard_normal((batch,) + tuple(model.input_shape))
@@ -189,11 +190,9 @@ def report(results, markdown, bench_json, dry):
     failed = [p for p, v in parts.items() if not v.get("ok")]
     bench_md = ""
     if bench_json and os.path.exists(bench_json):
-        from alexnet import bench_report
         with open(bench_json) as f:
             bench_md = bench_report.markdown(json.load(f))
     if markdown:
-        from alexnet import bench_report
         bench_report.update_markdown(markdown, "gpu", _summary_markdown(results, bench_md))
     verdict = "PASS" if parts and not failed else "FAIL"
     print(f"gpu.sh{' --dry-run' if dry else ''}: {verdict}: {len(parts) - len(failed)}/{len(parts)} parts passed"
@@ -224,7 +223,6 @@ def main(argv=None):
     else:
         if not args.dry_run:
             md.backend.check_device("gpu")     # a clear error when there is none
-            from alexnet.bench import environment
             results["environment"] = environment()
         outcome = PARTS[args.part](gpu, args.dry_run)
         results[args.part] = outcome

@@ -61,7 +61,7 @@ _group = None   # the process group made by init_process_group
 def _mpi():
     """The mpi4py.MPI module (importing it initialises MPI), or a DistributedUnavailable saying what to install."""
     try:
-        from mpi4py import MPI  # noqa: PLC0415
+        from mpi4py import MPI  # noqa: PLC0415 - optional dependency, loaded only when used
     except ImportError as exc:
         raise DistributedUnavailable(f"minidl.distributed: the MPI backend needs mpi4py and an MPI library, "
                                      f"which are not installed ({exc}); install them with {INSTALL_HINT}") from exc
@@ -189,8 +189,8 @@ class _NCCL:
 
     def __init__(self, group):
         try:
-            import cupy  # noqa: PLC0415
-            from cupy.cuda import nccl  # noqa: PLC0415
+            import cupy  # noqa: PLC0415 - optional dependency, loaded only when used
+            from cupy.cuda import nccl  # noqa: PLC0415 - optional dependency, loaded only when used
         except ImportError as exc:
             raise DistributedUnavailable(f"minidl.distributed: backend 'nccl' needs CuPy with NCCL ({exc}); "
                                          "install cupy-cuda12x (pip install -e '.[gpu]') or use backend='mpi'") from exc

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import numbers
 
-from . import backend
+import numpy as np
+
+from . import _validate as V, backend
 from .ops import basic, linear as _linear, loss
 from .ops import _flatten
 from .tensor import Tensor, as_tensor
 
 
 def relu(x: Tensor) -> Tensor:
-    return basic.ReLU.apply(x)
+    return basic.ReLUFunction.apply(x)
 
 
 def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
@@ -30,15 +32,15 @@ def linear(x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
                          f"(input's last dim must equal in_features = weight.shape[1])")
     if b is not None and b.shape != (w.shape[0],):
         raise ValueError(f"linear: bias has shape {b.shape}, expected ({w.shape[0]},) for weight {w.shape}")
-    return _linear.Linear.apply(x, w) if b is None else _linear.Linear.apply(x, w, b)
+    return _linear.LinearFunction.apply(x, w) if b is None else _linear.LinearFunction.apply(x, w, b)
 
 
 def softmax(x: Tensor, dim: int = -1) -> Tensor:
-    return loss.Softmax.apply(x, dim=dim)
+    return loss.SoftmaxFunction.apply(x, dim=dim)
 
 
 def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
-    return loss.LogSoftmax.apply(x, dim=dim)
+    return loss.LogSoftmaxFunction.apply(x, dim=dim)
 
 
 # ---------------------------------------------------------------- losses (minidl/ops/loss.py)
@@ -55,22 +57,18 @@ def _reduction(name: str, size_average, reduce, reduction: str) -> str:
 
 def _labels(name: str, scores, target, ignore_index: int):
     """target as an integer array on scores' device, checked against scores' shape."""
-    import numpy as np  # noqa: PLC0415
     if not isinstance(scores, Tensor):
         raise TypeError(f"{name}: input must be a Tensor, got {type(scores).__name__}")
     _check_float(name, scores)
     target = target.data if isinstance(target, Tensor) else target
     if not hasattr(target, "dtype"):
         target = np.asarray(target)
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
-        raise TypeError(f"{name}: ignore_index must be an int, got {ignore_index!r}")
-    loss.check_labels(scores.shape, target, name, int(ignore_index))
+    loss.check_labels(scores.shape, target, name, V.integer(name, "ignore_index", ignore_index))
     return backend.to_device(target, scores.device) if backend.device_of(target) != scores.device else target
 
 
 def _class_weight(name: str, scores, weight):
     """The per-class weight as an array of shape (C,) on scores' device, or None."""
-    import numpy as np  # noqa: PLC0415
     if weight is None:
         return None
     weight = weight.data if isinstance(weight, Tensor) else backend.to_device(np.asarray(weight), scores.device)
@@ -91,9 +89,7 @@ def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_
     """
     reduction = _reduction("cross_entropy", size_average, reduce, reduction)
     target = _labels("cross_entropy", input, target, ignore_index)
-    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real) \
-            or not 0 <= label_smoothing <= 1:
-        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    label_smoothing = V.probability("cross_entropy", "label_smoothing", label_smoothing)
     return loss.CrossEntropy.apply(input, target, weight=_class_weight("cross_entropy", input, weight),
                                    ignore_index=int(ignore_index), reduction=reduction,
                                    label_smoothing=float(label_smoothing))
@@ -134,7 +130,6 @@ def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, size_av
     """As torch.nn.functional.binary_cross_entropy_with_logits: -[y log sigmoid(x) + (1-y) log(1-sigmoid(x))]
     in a form that never overflows; ``pos_weight`` multiplies the positive term (broadcast over the
     last dim), ``weight`` each element.  The shapes of input and target must match."""
-    import numpy as np  # noqa: PLC0415
     name = "binary_cross_entropy_with_logits"
     reduction = _reduction(name, size_average, reduce, reduction)
     target = _same_shape_pair(name, input, target)
@@ -155,18 +150,6 @@ def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, size_av
 
 
 # ------------------------------------------------------------- pooling, LRN
-def _pool_pair(name: str, arg: str, value, minimum: int) -> tuple:
-    """An int or a pair of ints (PyTorch's kernel_size/stride/padding) as a checked (h, w) tuple."""
-    import numbers  # noqa: PLC0415
-    pair = (value, value) if isinstance(value, numbers.Integral) else value
-    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
-            or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in pair)):
-        raise TypeError(f"{name}: {arg} must be an int or a pair of ints, got {value!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{name}: {arg} must be >= {minimum}, got {tuple(pair)}")
-    return int(pair[0]), int(pair[1])
-
-
 def _check_float_input(name: str, x, ndim: str) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"{name}: input must be a Tensor, got {type(x).__name__}")
@@ -180,10 +163,10 @@ def _check_float_input(name: str, x, ndim: str) -> None:
 
 def _pool_settings(name: str, kernel_size, stride, padding) -> tuple:
     """Checked (kernel, stride, padding) pairs; stride None means stride = kernel_size."""
-    kernel = _pool_pair(name, "kernel_size", kernel_size, 1)
+    kernel = V.int_pair(name, "kernel_size", kernel_size, 1)
     stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and not stride) \
-        else _pool_pair(name, "stride", stride, 1)
-    padding = _pool_pair(name, "padding", padding, 0)
+        else V.int_pair(name, "stride", stride, 1)
+    padding = V.int_pair(name, "padding", padding, 0)
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"{name}: padding {padding} must be at most half of kernel_size {kernel} "
                          f"(padding <= kernel_size // 2, as PyTorch requires)")
@@ -220,7 +203,6 @@ def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
 
 def _adaptive_output_size(name: str, x, output_size) -> tuple:
     """int, or a pair whose entries are ints or None (None keeps that input dim), checked >= 1."""
-    import numbers  # noqa: PLC0415
     pair = (output_size, output_size) if isinstance(output_size, numbers.Integral) else output_size
     if (not isinstance(pair, (tuple, list)) or len(pair) != 2
             or not all(v is None or (isinstance(v, numbers.Integral) and not isinstance(v, bool)) for v in pair)):
@@ -248,17 +230,16 @@ def local_response_norm(x: Tensor, size: int, alpha: float = 1e-4, beta: float =
     with channels outside [0, C) counting as zero.  The paper (and TensorFlow) do not divide alpha
     by size: the paper's k=2, n=5, alpha=1e-4, beta=0.75 is local_response_norm(x, 5, 5e-4, 0.75, 2.0).
     """
-    import numbers  # noqa: PLC0415
     from .ops import lrn as _lrn  # noqa: PLC0415
-    if not isinstance(size, numbers.Integral) or isinstance(size, bool):
-        raise TypeError(f"local_response_norm: size must be an int, got {size!r}")
-    if size < 1:
-        raise ValueError(f"local_response_norm: size must be >= 1, got {size}")
-    for arg, value in (("alpha", alpha), ("beta", beta), ("k", k)):
-        if not isinstance(value, numbers.Real) or isinstance(value, bool):
-            raise TypeError(f"local_response_norm: {arg} must be a number, got {value!r}")
+    size, alpha, beta, k = _lrn_settings("local_response_norm", size, alpha, beta, k)
     _check_float_input("local_response_norm", x, "3+")
-    return _lrn.LocalResponseNormFunction.apply(x, size=int(size), alpha=float(alpha), beta=float(beta), k=float(k))
+    return _lrn.LocalResponseNormFunction.apply(x, size=size, alpha=alpha, beta=beta, k=k)
+
+
+def _lrn_settings(where: str, size, alpha, beta, k) -> tuple:
+    """Checked (size, alpha, beta, k), shared with nn.LocalResponseNorm."""
+    return (V.positive_int(where, "size", size), V.number(where, "alpha", alpha), V.number(where, "beta", beta),
+            V.number(where, "k", k))
 
 
 # ------------------------------------------------------- dropout, batch norm
@@ -277,17 +258,19 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, mode: str = "inver
     """
     from . import random as _random  # noqa: PLC0415
     from .ops import dropout as _dropout  # noqa: PLC0415
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
-        raise ValueError(f"dropout: p must be a probability in [0, 1], got {p!r}")
-    if mode not in ("inverted", "paper"):
-        raise ValueError(f"dropout: mode must be 'inverted' or 'paper', got {mode!r}")
+    p, mode = _dropout_settings("dropout", p, mode)
     _check_float("dropout", x)
     if not training:
         return x if mode == "inverted" or p == 0 else x * (1.0 - p)
     if p == 0:
         return x
     scale = 1.0 if mode == "paper" else (0.0 if p == 1 else 1.0 / (1.0 - p))
-    return _dropout.DropoutFunction.apply(x, p=float(p), scale=scale, key=_random.dropout_key())
+    return _dropout.DropoutFunction.apply(x, p=p, scale=scale, key=_random.dropout_key())
+
+
+def _dropout_settings(where: str, p, mode: str) -> tuple:
+    """Checked (p, mode), shared with nn.Dropout."""
+    return V.probability(where, "p", p), V.one_of(where, "mode", mode, ("inverted", "paper"))
 
 
 def batch_norm(x: Tensor, running_mean, running_var, weight: Tensor | None = None, bias: Tensor | None = None,
@@ -328,62 +311,53 @@ def batch_norm(x: Tensor, running_mean, running_var, weight: Tensor | None = Non
 
 
 # ---------------------------------------------------------------- conv2d (minidl/ops/conv.py)
-def _conv_pair(arg: str, value, minimum: int, where: str = "conv2d") -> tuple:
-    """An int or a pair of ints, each >= minimum, as a pair; else a ValueError naming ``arg``."""
-    import numbers  # noqa: PLC0415
-    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(pair) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in pair):
-        raise ValueError(f"{where}: {arg} must be an int or a pair of ints, got {value!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{where}: {arg} must be >= {minimum}, got {value!r}")
-    return int(pair[0]), int(pair[1])
-
-
 def conv2d(x: Tensor, w: Tensor, b: Tensor | None = None, stride=1, padding=0, groups: int = 1) -> Tensor:
     """2-D convolution (cross-correlation, as torch.nn.functional.conv2d) by im2col + GEMM.
 
     x (N, C, H, W), w (O, C/groups, kh, kw), b (O,) or None; stride and padding an int or a
     pair; output (N, O, (H + 2 ph - kh) // sh + 1, (W + 2 pw - kw) // sw + 1).
     """
-    import numbers  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
+    return _conv2d("conv2d", x, w, b, stride, padding, groups)
+
+
+def _conv2d(where: str, x: Tensor, w: Tensor, b: Tensor | None, stride, padding, groups) -> Tensor:
+    """conv2d with its errors named after ``where`` (nn.Conv2d passes its own name)."""
     from .ops import conv as _conv  # noqa: PLC0415
     if not isinstance(x, Tensor) or not isinstance(w, Tensor):
-        raise TypeError(f"conv2d: input and weight must be Tensors, got {type(x).__name__} and {type(w).__name__}")
+        raise TypeError(f"{where}: input and weight must be Tensors, got {type(x).__name__} and {type(w).__name__}")
     if x.ndim != 4:
-        raise ValueError(f"conv2d: input must be 4-D (N, C, H, W), got shape {x.shape}")
+        raise ValueError(f"{where}: input must be 4-D (N, C, H, W), got shape {x.shape}")
     if w.ndim != 4:
-        raise ValueError(f"conv2d: weight must be 4-D (out_channels, in_channels/groups, kh, kw), got shape {w.shape}")
+        raise ValueError(f"{where}: weight must be 4-D (out_channels, in_channels/groups, kh, kw), got shape {w.shape}")
     floats = (np.dtype(np.float32), np.dtype(np.float64))
     if x.dtype not in floats or w.dtype not in floats:
-        raise TypeError(f"conv2d: input and weight must be float32 or float64, got {x.dtype} (input {x.shape}) "
+        raise TypeError(f"{where}: input and weight must be float32 or float64, got {x.dtype} (input {x.shape}) "
                         f"and {w.dtype} (weight {w.shape})")
     if x.dtype != w.dtype:
-        raise TypeError(f"conv2d: input dtype {x.dtype} and weight dtype {w.dtype} differ (input {x.shape}, "
+        raise TypeError(f"{where}: input dtype {x.dtype} and weight dtype {w.dtype} differ (input {x.shape}, "
                         f"weight {w.shape}); convert one of them")
-    if not isinstance(groups, numbers.Integral) or isinstance(groups, bool) or groups < 1:
-        raise ValueError(f"conv2d: groups must be a positive int, got {groups!r}")
-    stride, padding = _conv_pair("stride", stride, 1), _conv_pair("padding", padding, 0)
+    groups = V.positive_int(where, "groups", groups)
+    stride, padding = V.int_pair(where, "stride", stride, 1), V.int_pair(where, "padding", padding, 0)
     n, c, h, wd = x.shape
     o, cg, kh, kw = w.shape
-    if c % groups or o % groups:
-        raise ValueError(f"conv2d: groups={groups} must divide both the input channels ({c}, input shape {x.shape}) "
-                         f"and the output channels ({o}, weight shape {w.shape})")
     if c != cg * groups:
-        raise ValueError(f"conv2d: input has {c} channels but weight expects {cg * groups} "
-                         f"(input shape {x.shape}, weight shape {w.shape}, groups={groups})")
+        raise ValueError(f"{where}: input has {c} channels (shape {x.shape}) but weight expects {cg * groups} "
+                         f"(weight shape {w.shape}, groups={groups})")
+    if c % groups or o % groups:
+        raise ValueError(f"{where}: groups={groups} must divide both the input channels ({c}, input shape {x.shape}) "
+                         f"and the output channels ({o}, weight shape {w.shape})")
     if kh > h + 2 * padding[0] or kw > wd + 2 * padding[1] or min(kh, kw) < 1:
-        raise ValueError(f"conv2d: kernel size ({kh}, {kw}) is larger than the padded input "
+        raise ValueError(f"{where}: kernel size ({kh}, {kw}) is larger than the padded input "
                          f"({h + 2 * padding[0]}, {wd + 2 * padding[1]}) (input shape {x.shape}, padding {padding})")
     if b is not None:
         if not isinstance(b, Tensor):
-            raise TypeError(f"conv2d: bias must be a Tensor or None, got {type(b).__name__}")
+            raise TypeError(f"{where}: bias must be a Tensor or None, got {type(b).__name__}")
         if b.shape != (o,):
-            raise ValueError(f"conv2d: bias has shape {b.shape}, expected ({o},) for weight shape {w.shape}")
+            raise ValueError(f"{where}: bias has shape {b.shape}, expected ({o},) for weight shape {w.shape}")
         if b.dtype != w.dtype:
-            raise TypeError(f"conv2d: bias dtype {b.dtype} differs from weight dtype {w.dtype}")
-        return _conv.Conv2dFunction.apply(x, w, b, stride=stride, padding=padding, groups=int(groups))
-    return _conv.Conv2dFunction.apply(x, w, stride=stride, padding=padding, groups=int(groups))
+            raise TypeError(f"{where}: bias dtype {b.dtype} differs from weight dtype {w.dtype}")
+        return _conv.Conv2dFunction.apply(x, w, b, stride=stride, padding=padding, groups=groups)
+    return _conv.Conv2dFunction.apply(x, w, stride=stride, padding=padding, groups=groups)
 
 
 # ------------------------------------------------- activations (minidl/ops/activation.py)

@@ -109,11 +109,11 @@ def flatten(x, start_dim=0, end_dim=-1):
 
 
 def softmax(x, dim):
-    return loss.Softmax.apply(_tensor(x, "softmax"), dim=dim)
+    return loss.SoftmaxFunction.apply(_tensor(x, "softmax"), dim=dim)
 
 
 def log_softmax(x, dim):
-    return loss.LogSoftmax.apply(_tensor(x, "log_softmax"), dim=dim)
+    return loss.LogSoftmaxFunction.apply(_tensor(x, "log_softmax"), dim=dim)
 
 
 def unsqueeze(x, dim):

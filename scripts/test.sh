@@ -9,6 +9,8 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q -e '.[test,dist,gpu-check]'
 # OPENBLAS_THREAD_TIMEOUT=1: BLAS threads park at once, so they do not fight Numba's threads.
 export OPENBLAS_THREAD_TIMEOUT=1
+# Lint first (the rule set is in pyproject.toml): unused imports, undefined names, imports at the top.
+.venv/bin/python -m ruff check .
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?

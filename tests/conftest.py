@@ -1,6 +1,7 @@
 import pytest
 
 import minidl as md
+from minidl import backend
 
 
 @pytest.fixture(autouse=True)
@@ -11,7 +12,6 @@ def _seed():
 
 def pytest_collection_modifyitems(config, items):
     """Skip GPU tests cleanly where CuPy or a GPU is missing."""
-    from minidl import backend
     if backend.gpu_available():
         return
     reason = f"no GPU: {backend.gpu_unavailable_reason()}"

@@ -18,6 +18,7 @@ import minidl.distributed as dist
 import minidl.functional as F
 from minidl import nn, optim
 from minidl.data import DataLoader, DistributedSampler
+from alexnet import workers
 
 
 class Tiny:
@@ -157,7 +158,6 @@ def kill():
 
 def config():
     """Rank 1 built a different configuration: both ranks stop, rank 1 naming the key."""
-    from alexnet import workers
     cfg = {"model": "mini", "lr": 0.1 if dist.get_rank() == 0 else 0.2}
     try:
         workers.distribute(cfg, {}, dist.World())

@@ -8,6 +8,8 @@ import pytest
 
 from alexnet import ablation_stats as S
 from alexnet.commands import ablate
+from minidl.train.diagnostic_plots import plot_ablation
+from minidl.train.trainer import CHECKPOINT, TrainingInterrupted
 
 
 # ------------------------------------------------------------------ statistics
@@ -88,7 +90,6 @@ class FakeTrain:
         self.calls, self.interrupt_on = [], interrupt_on
 
     def __call__(self, given, *, resume, gap_images, progress, label):
-        from minidl.train.trainer import CHECKPOINT, TrainingInterrupted
         self.calls.append((given["out"], resume))
         if len(self.calls) == self.interrupt_on:
             open(os.path.join(given["out"], CHECKPOINT), "w").close()     # as the trainer's save would
@@ -105,7 +106,6 @@ def given_for(out, seed, epochs=1):
 def test_finished_runs_are_skipped_interrupted_ones_resumed_and_other_configs_refused(tmp_path, monkeypatch):
     fake = FakeTrain(interrupt_on=2)
     monkeypatch.setattr(ablate, "_train", fake)
-    from minidl.train.trainer import TrainingInterrupted
     first = ablate.run_one(given_for(tmp_path, 0), "baseline", str(tmp_path / "seed0"))
     assert not first["skipped"] and first["test_error"] == pytest.approx(0.45) and first["gap"] == pytest.approx(0.07)
     saved = json.loads((tmp_path / "seed0" / "result.json").read_text())
@@ -129,7 +129,6 @@ def test_finished_runs_are_skipped_interrupted_ones_resumed_and_other_configs_re
 
 
 def test_the_curves_figure_draws_every_setting(tmp_path):
-    from minidl.train.diagnostic_plots import plot_ablation
     runs = [fake_result(s, k, 0.1 + 0.01 * k, 0.01) for s in ("baseline", "no-lrn") for k in range(2)]
     runs[-1]["history"][-1]["epoch_fraction"] = 0.5
     plot_ablation(runs, str(tmp_path / "ablation.png"), title="fake")

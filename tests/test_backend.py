@@ -62,7 +62,7 @@ def test_this_machine_says_why_when_it_has_no_gpu():
         pytest.skip("this machine has a usable GPU")
     reason = backend.gpu_unavailable_reason()
     try:
-        import cupy
+        import cupy  # noqa: PLC0415 - optional dependency
     except ImportError:
         assert reason.startswith("CuPy is not installed")
     else:

@@ -6,6 +6,11 @@ import os
 import pytest
 
 from alexnet import bench, bench_report
+import numpy as np
+import alexnet
+import minidl as md
+from alexnet.twins import torch_twin
+from parity import assert_close
 
 pytestmark = pytest.mark.slow
 
@@ -43,13 +48,8 @@ def test_quick_run_writes_json_with_schema(tmp_path):
 
 
 def test_torch_twin_computes_the_same_logits():
-    import numpy as np
-    import torch
+    import torch  # noqa: PLC0415 - optional dependency
 
-    import alexnet
-    import minidl as md
-    from alexnet.twins import torch_twin
-    from parity import assert_close
 
     model = alexnet.build("mini", num_classes=10, width=0.25).eval()
     twin = torch_twin(model).eval()

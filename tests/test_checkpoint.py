@@ -12,6 +12,9 @@ from minidl import nn, optim
 
 from minidl.train import checkpoint as ckpt_io
 from minidl.train.checkpoint import CheckpointError
+import zipfile
+import io
+import tracemalloc
 
 
 def small_model(hidden=5):
@@ -137,14 +140,12 @@ def test_mismatched_optimizer_state(tmp_path):
 # ------------------------------------------------------------------------- hostile files
 def _npz_with(path, members: dict):
     """A zip of .npy members written by hand (``members``: name -> bytes), deflated."""
-    import zipfile
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name, data in members.items():
             zf.writestr(name + ".npy", data)
 
 
 def _npy(array):
-    import io
     buf = io.BytesIO()
     np.lib.format.write_array(buf, np.asarray(array), allow_pickle=False)
     return buf.getvalue()
@@ -157,8 +158,6 @@ def _meta(**meta):
 def test_a_huge_declared_member_is_refused_from_its_header_before_decompressing(tmp_path):
     """A member declaring 4 GiB (zeros deflate ~1000:1) is refused without allocating it: the
     test streams the member, so the file stays small, and checks the time and peak memory."""
-    import tracemalloc
-    import zipfile
     path = str(tmp_path / "bomb.npz")
     big = (1 << 30,)                                  # 2**30 float32 = 4 GiB
     buf = __import__("io").BytesIO()

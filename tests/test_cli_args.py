@@ -11,6 +11,13 @@ import pytest
 
 from alexnet import args as V
 from alexnet.__main__ import main, make_parser
+from alexnet import runs
+import alexnet
+from minidl.train import checkpoint as ckpt_io
+import tracemalloc
+from minidl.data import DataLoader
+from minidl.train.trainer import evaluate
+from test_train import TinyDataset, make_trainer, tiny_model
 
 
 def numeric_options():
@@ -93,7 +100,6 @@ def test_validators_on_parsed_values():
 
 
 def test_a_configuration_is_checked_by_the_same_rules():
-    from alexnet import runs
     cfg = runs.resolve_config({"model": "mini"})
     assert runs.check_config(dict(cfg), "here") == cfg
     for key, value in [("width", 200.0), ("batch_size", 0), ("lr", -0.1), ("dropout", 1.0), ("seed", "0"),
@@ -104,9 +110,6 @@ def test_a_configuration_is_checked_by_the_same_rules():
 
 # -------------------------------------------------------------------------------- evaluate
 def _mini_checkpoint(path, **options):
-    import alexnet
-    from alexnet import runs
-    from minidl.train import checkpoint as ckpt_io
     model = alexnet.build("mini", 10, width=0.125)
     cfg = runs.resolve_config({"model": "mini", "width": 0.125})
     meta = {"model": "mini", "num_classes": 10, "options": {"width": 0.125, **options}, "config": cfg,
@@ -116,7 +119,6 @@ def _mini_checkpoint(path, **options):
 
 
 def test_evaluate_refuses_metadata_asking_for_a_huge_model_before_building_it(tmp_path, capsys):
-    import tracemalloc
     path = tmp_path / "ck.npz"
     _mini_checkpoint(path, width=200.0)
     tracemalloc.start()
@@ -132,7 +134,6 @@ def test_evaluate_refuses_metadata_asking_for_a_huge_model_before_building_it(tm
 
 
 def test_evaluate_refuses_non_finite_weights(tmp_path, capsys):
-    from minidl.train import checkpoint as ckpt_io
     path = tmp_path / "ck.npz"
     model = _mini_checkpoint(path)
     ck = ckpt_io.load_checkpoint(str(path))
@@ -147,9 +148,6 @@ def test_evaluate_refuses_non_finite_weights(tmp_path, capsys):
 
 
 def test_no_test_images_is_an_error_in_trainer_and_evaluate(tmp_path):
-    from minidl.data import DataLoader
-    from minidl.train.trainer import evaluate
-    from test_train import TinyDataset, make_trainer, tiny_model
     with pytest.raises(ValueError, match="is empty: 0 samples"):   # minidl's loader refuses it at once
         DataLoader(TinyDataset(0), batch_size=4)
     empty = []                                                     # any other iterable of no batches

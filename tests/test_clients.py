@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import minidl as md
+from minidl.data import FashionMNIST
 
 torch = pytest.importorskip("torch")
 
@@ -48,7 +49,6 @@ def test_the_torch_version_changes_only_the_imports():
 @pytest.fixture(scope="module")
 def fashion():
     """(train images, train labels, test images, test labels): uint8 (N, 28, 28), int64 (N,)."""
-    from minidl.data import FashionMNIST
     try:
         train, test = FashionMNIST(train=True, download=False), FashionMNIST(train=False, download=False)
     except Exception as exc:  # noqa: BLE001 - any reason the real files are missing

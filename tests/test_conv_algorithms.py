@@ -14,6 +14,11 @@ from minidl.backends import conv as settings
 from minidl.kernels import conv as K
 from minidl.kernels import fft_conv, winograd
 from tests.parity import gradcheck_random
+from minidl.ops.conv import conv2d_backward
+from minidl.ops.conv import conv2d_backward, conv2d_forward
+from tests.test_models import run_parity
+import subprocess
+import sys
 
 FORCEABLE = ["winograd-2x2", "winograd-4x4", "fft"]
 
@@ -112,7 +117,6 @@ def test_versions_match_im2col_float64(name, xs, ws, pad, groups):
         assert _rel(y, y0) < 1e-9, f.__name__
     for f in weight_grads:
         assert _rel(f(x, dy, w.shape, pad, groups, *extra), dw0) < 1e-9, f.__name__
-    from minidl.ops.conv import conv2d_backward
     dx, dw, db = conv2d_backward(name, x, w, dy, (1, 1), pad, groups, True, True, True)
     assert _rel(dx, dx0) < 1e-9 and _rel(dw, dw0) < 1e-9 and _rel(db, db0) < 1e-12
 
@@ -131,7 +135,6 @@ def test_reference_versions_agree_with_each_other(name):
 def test_small_workspace_chunks_give_the_same_result(name):
     x, w, b = _case((5, 4, 7, 6), (6, 2, 3, 3))
     dy = np.random.default_rng(2).standard_normal((5, 6, 7, 6))
-    from minidl.ops.conv import conv2d_backward, conv2d_forward
     big = conv2d_forward(name, x, w, b, (1, 1), (1, 1), 2), conv2d_backward(name, x, w, dy, (1, 1), (1, 1), 2, 1, 1, 1)
     try:
         K.set_workspace_limit(1)   # one image per chunk
@@ -147,7 +150,6 @@ def test_small_workspace_chunks_give_the_same_result(name):
 def test_weight_grad_by_im2col_switch(name):
     x, w, b = _case((2, 4, 6, 6), (4, 4, 3, 3))
     dy = np.random.default_rng(3).standard_normal((2, 4, 6, 6))
-    from minidl.ops.conv import conv2d_backward
     own = conv2d_backward(name, x, w, dy, (1, 1), (1, 1), 1, True, True, True)
     with settings.flags(weight_grad="im2col"):
         other = conv2d_backward(name, x, w, dy, (1, 1), (1, 1), 1, True, True, True)
@@ -216,7 +218,6 @@ def forced_where_applicable(request, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["mini", "cifar", "paper"])
 def test_model_parity_with_each_algorithm(variant, forced_where_applicable):
-    from tests.test_models import run_parity
     run_parity(variant)
     used = set(settings.chosen().values())
     if forced_where_applicable != "auto":
@@ -286,8 +287,6 @@ def test_chosen_reports_each_layer_and_benchmark_remembers_a_winner():
 
 
 def test_setting_reachable_after_import_minidl():
-    import subprocess
-    import sys
     out = subprocess.run([sys.executable, "-c", "import minidl; print(minidl.backends.conv.algorithm)"],
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "auto"

@@ -26,8 +26,8 @@ PINNED = re.search(r'"cupy-cuda12x==([^"]+)"', (Path(__file__).parents[1] / "pyp
 
 def _cupy():
     try:
-        import cupy
-        from cupy.cuda import nvrtc
+        import cupy  # noqa: PLC0415 - optional dependency
+        from cupy.cuda import nvrtc  # noqa: PLC0415 - optional dependency
         nvrtc.getVersion()    # the NVRTC library itself (CuPy without the gpu-check wheels lacks it)
     except Exception as exc:
         why = f"CuPy or NVRTC is not usable ({type(exc).__name__}: {exc}): pip install -e '.[gpu-check]'"
@@ -37,7 +37,7 @@ def _cupy():
 
 def _private(what, fn, *args):
     """Call one of CuPy's private helpers; if this CuPy moved or changed it, say so plainly."""
-    import cupy
+    import cupy  # noqa: PLC0415 - optional dependency
     try:
         return fn(*args)
     except (AttributeError, TypeError, ValueError) as exc:
@@ -49,7 +49,7 @@ def _private(what, fn, *args):
 
 def _arginfos(cupy, params, dtypes, scalars):
     """CuPy's _ArgInfo of each parameter as minidl passes it: 1-D contiguous arrays, numpy scalars."""
-    from cupy._core import _carray, _kernel
+    from cupy._core import _carray, _kernel  # noqa: PLC0415 - optional dependency
     ndarray, indexer, scalar = 1, 2, 3        # cupy._core._kernel._ArgKind
     infos = []
     for p in params:
@@ -66,7 +66,7 @@ def _arginfos(cupy, params, dtypes, scalars):
 def cuda_source(kernel, dtype):
     """(source, options) that CuPy would compile for ``kernel`` with T = ``dtype``."""
     cupy = _cupy()
-    from cupy._core import _kernel, _reduction, core
+    from cupy._core import _kernel, _reduction, core  # noqa: PLC0415 - optional dependency
     if kernel.kind == "raw":
         return kernel.args["code"], tuple(kernel.args.get("options", ()))
     make = {"elementwise": cupy.ElementwiseKernel, "reduction": cupy.ReductionKernel}[kernel.kind]
@@ -99,8 +99,8 @@ def cuda_source(kernel, dtype):
 def compile_cubin(source, options, arch):
     """NVRTC to a cubin for sm_<arch>, with the options CuPy adds; raises CompileException."""
     _cupy()
-    from cupy._core import core
-    from cupy.cuda import compiler
+    from cupy._core import core  # noqa: PLC0415 - optional dependency
+    from cupy.cuda import compiler  # noqa: PLC0415 - optional dependency
     options = _private("core.assemble_cupy_compiler_options", core.assemble_cupy_compiler_options, options)
     program = _private("compiler._NVRTCProgram", compiler._NVRTCProgram, source, "kern.cu", (), (), None, "cubin")
     cubin, _ = program.compile(options + ("-ftz=true", f"-arch=sm_{arch}"))
@@ -127,7 +127,7 @@ def test_cuda_kernel_compiles(kernel, dtype, arch):
 # --------------------------------------------------- the checks themselves can fail
 def test_a_broken_kernel_is_reported_with_its_line():
     _cupy()
-    from cupy.cuda.compiler import CompileException
+    from cupy.cuda.compiler import CompileException  # noqa: PLC0415 - optional dependency
     broken = kernels.CudaKernel("elementwise", ("float32",), dict(
         in_params="T x", out_params="T y", operation="y = x * scale;", name="minidl_broken", preamble=""))
     source, options = cuda_source(broken, "float32")

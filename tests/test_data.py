@@ -11,8 +11,9 @@ import pytest
 
 import minidl.data as D
 from minidl.data import cifar, fashion_mnist
-from minidl.data.download import ChecksumError, DatasetNotFoundError, extract_tar, file_digest
+from minidl.data.download import ChecksumError, DatasetNotFoundError, extract_tar
 from minidl.data.idx import IDXError, read_idx, write_idx
+from PIL import Image
 
 
 @pytest.fixture(autouse=True)
@@ -352,7 +353,6 @@ def test_cifar_missing_lists_places(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------- ImageFolder
 
 def _folder(root, sizes=((5, 7), (5, 7), (5, 7))):
-    from PIL import Image
     rng = np.random.default_rng(0)
     arrays = {}
     specs = [("cat", "a.png", "RGB"), ("cat", "b.JPG", "RGB"), ("dog", "c.png", "L")]
@@ -384,7 +384,6 @@ def test_image_folder_lists_and_decodes(tmp_path):
 
 
 def test_image_folder_resize(tmp_path):
-    from PIL import Image
     _folder(tmp_path, sizes=((5, 7), (9, 4), (6, 6)))
     with pytest.raises(ValueError, match="different sizes.*pass size="):
         D.ImageFolder(tmp_path).load_batch([0, 1, 2])

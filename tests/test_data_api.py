@@ -12,6 +12,10 @@ import minidl.data as D
 from minidl.data import batch_transforms as BT, fashion_mnist, transforms as T
 from minidl.data.download import DatasetNotFoundError
 from minidl.data.idx import write_idx
+from minidl.utils.data import ConcatDataset, DataLoader, Dataset, Subset, TensorDataset, random_split
+from alexnet import runs
+from minidl import nn
+from minidl.train.trainer import evaluate
 
 
 @pytest.fixture(autouse=True)
@@ -246,7 +250,6 @@ def test_worker_exception_is_reraised():
 
 
 def test_utils_data_is_torch_utils_data():
-    from minidl.utils.data import ConcatDataset, DataLoader, Dataset, Subset, TensorDataset, random_split
     assert DataLoader is D.DataLoader and Dataset is D.Dataset and md.utils.data.DataLoader is D.DataLoader
     assert (Subset, TensorDataset, random_split, ConcatDataset) == (D.Subset, D.TensorDataset, D.random_split,
                                                                     D.ConcatDataset)
@@ -261,7 +264,6 @@ def _images(root, spec):
 
 
 def test_val_folder_lacking_a_class_keeps_train_labels(tmp_path):
-    from alexnet import runs
     _images(tmp_path / "train", {"a": 2, "b": 2, "c": 2})
     _images(tmp_path / "val", {"a": 1, "c": 1})                # no "b"
     cfg = {"dataset": "folder", "data_dir": str(tmp_path), "limit_train": None, "limit_test": None,
@@ -275,7 +277,6 @@ def test_val_folder_lacking_a_class_keeps_train_labels(tmp_path):
 
 
 def test_empty_class_directory_and_empty_splits(tmp_path):
-    from alexnet import runs
     _images(tmp_path / "x", {"a": 1})
     (tmp_path / "x" / "b").mkdir()
     with pytest.raises(FileNotFoundError, match=r"class directory .*b holds no image files"):
@@ -288,14 +289,11 @@ def test_empty_class_directory_and_empty_splits(tmp_path):
 
 
 def test_evaluate_refuses_no_samples():
-    from minidl import nn
-    from minidl.train.trainer import evaluate
     with pytest.raises(ValueError, match="no test images"):
         evaluate(nn.Sequential(nn.Flatten(), nn.Linear(3, 2)), [], 2)
 
 
 def test_data_dir_given_means_that_directory(tmp_path, monkeypatch):
-    from alexnet import runs
     fake_fashion(tmp_path / "system", n=5)
     fake_fashion(tmp_path / "system", n=5, train=False)
     monkeypatch.setattr(fashion_mnist, "SYSTEM_DIR", tmp_path / "system")

@@ -13,6 +13,12 @@ from minidl import nn, optim
 
 from minidl.train.monitor import LayerMonitor, activation_stats, format_table
 from minidl.train.health import HealthCheck
+from minidl.train.diagnostic_plots import plot_layers
+from minidl.data import FashionMNIST
+from alexnet.__main__ import main
+from alexnet.commands.ablate import SETTINGS, parse_settings
+from minidl.data import DataLoader
+from minidl.train.trainer import Trainer
 
 
 def tiny_net(dtype=np.float32):
@@ -232,7 +238,6 @@ def test_non_finite_loss_and_bad_arguments():
 
 # ---------------------------------------------------------------------------------- figures
 def test_layers_png_is_written(tmp_path):
-    from minidl.train.diagnostic_plots import plot_layers
     net = tiny_net()
     monitor = LayerMonitor(net, every=1)
     opt = optim.SGD(net.parameters(), lr=0.05)
@@ -250,7 +255,6 @@ def test_layers_png_is_written(tmp_path):
 
 # --------------------------------------------------------------------------------- commands
 def fashion_mnist_present():
-    from minidl.data import FashionMNIST
     try:
         FashionMNIST(train=False, download=False)
     except Exception:
@@ -259,7 +263,6 @@ def fashion_mnist_present():
 
 
 def test_diagnose_compares_two_initialisations(tmp_path, capsys):
-    from alexnet.__main__ import main
     out = tmp_path / "diag"
     status = main(["diagnose", "--model", "mini", "--dataset", "random", "--width", "0.125", "--batch-size", "4",
                    "--init", "paper", "kaiming", "--layers", "features.0", "features.4", "classifier.6",
@@ -280,7 +283,6 @@ def test_diagnose_compares_two_initialisations(tmp_path, capsys):
 
 
 def test_diagnose_unknown_layer_lists_the_valid_ones(tmp_path, capsys):
-    from alexnet.__main__ import main
     status = main(["diagnose", "--model", "mini", "--dataset", "random", "--width", "0.125", "--batch-size", "2",
                    "--layers", "features.0", "fc9", "--out", str(tmp_path)])
     assert status == 2
@@ -289,8 +291,6 @@ def test_diagnose_unknown_layer_lists_the_valid_ones(tmp_path, capsys):
 
 
 def test_unknown_ablation_setting_lists_the_valid_ones(tmp_path, capsys):
-    from alexnet.__main__ import main
-    from alexnet.commands.ablate import SETTINGS, parse_settings
     with pytest.raises(ValueError, match="valid settings: baseline, no-lrn, batchnorm"):
         parse_settings(["baseline", "no-lrm"])
     assert parse_settings(["baseline,no-lrn", "no-dropout"]) == ["baseline", "no-lrn", "no-dropout"]
@@ -303,7 +303,6 @@ def test_unknown_ablation_setting_lists_the_valid_ones(tmp_path, capsys):
 @pytest.mark.skipif(not fashion_mnist_present() and not os.environ.get("CI"),
                     reason="Fashion-MNIST files not found (apt-get install dataset-fashion-mnist)")
 def test_ablate_on_a_tiny_subset_writes_its_table(tmp_path, capsys):
-    from alexnet.__main__ import main
     out = tmp_path / "ablation"
     status = main(["ablate", "--models", "mini", "--settings", "baseline", "no-lrn", "--seeds", "2",
                    "--epochs", "1", "--limit-train", "64", "--limit-test", "32", "--batch-size", "32",
@@ -333,8 +332,6 @@ def test_ablate_on_a_tiny_subset_writes_its_table(tmp_path, capsys):
 
 
 def test_trainer_runs_the_monitor_and_health_check_and_writes_layers_png(tmp_path):
-    from minidl.data import DataLoader
-    from minidl.train.trainer import Trainer
 
     class Tiny:
         classes = ["a", "b", "c"]

@@ -19,6 +19,7 @@ import minidl as md
 import minidl.distributed as dist
 from minidl import nn
 from minidl.data import DataLoader, DistributedSampler, ShardSampler
+from alexnet.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("dist_worker.py")
@@ -243,7 +244,6 @@ def test_cli_workers_2_matches_one_process_resumes_and_loads_in_one_process(tmp_
 
 
 def test_cli_workers_without_mpi_says_what_to_install(monkeypatch, capsys, tmp_path):
-    from alexnet.__main__ import main
     monkeypatch.setattr(dist, "is_available", lambda: False)
     assert main(["train", "--workers", "2", "--out", str(tmp_path / "x")]) == 2
     assert "pip install -e '.[dist]'" in capsys.readouterr().err

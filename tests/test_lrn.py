@@ -85,9 +85,9 @@ def test_paper_convention():
 
 def test_bad_input():
     x = md.tensor(np.zeros((1, 4, 3, 3), np.float32))
-    with pytest.raises(ValueError, match=r"local_response_norm: size must be >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"local_response_norm: size must be a positive int \(>= 1\), got 0"):
         F.local_response_norm(x, 0)
-    with pytest.raises(TypeError, match=r"local_response_norm: size must be an int, got 2.5"):
+    with pytest.raises(TypeError, match=r"local_response_norm: size must be a positive int, got 2.5"):
         F.local_response_norm(x, 2.5)
     with pytest.raises(ValueError, match=r"local_response_norm: expected an input of 3 or more dims.*\(4, 9\)"):
         F.local_response_norm(md.tensor(np.zeros((4, 9), np.float32)), 3)
@@ -95,9 +95,9 @@ def test_bad_input():
         F.local_response_norm(md.tensor(np.zeros((1, 4, 3, 3), np.int32)), 3)
     with pytest.raises(TypeError, match=r"local_response_norm: alpha must be a number"):
         F.local_response_norm(x, 3, alpha="big")
-    with pytest.raises(ValueError, match=r"LocalResponseNorm: size must be >= 1, got -1"):
+    with pytest.raises(ValueError, match=r"LocalResponseNorm: size must be a positive int \(>= 1\), got -1"):
         nn.LocalResponseNorm(-1)
-    with pytest.raises(TypeError, match=r"LocalResponseNorm: size must be an int"):
+    with pytest.raises(TypeError, match=r"LocalResponseNorm: size must be a positive int"):
         nn.LocalResponseNorm(None)
 
 

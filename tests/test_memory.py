@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from minidl.kernels import memory
+import threading
 
 BIG = (1024, 1024)   # 4 MiB of float32: above MIN_BYTES
 
@@ -41,8 +42,8 @@ def test_a_freed_block_is_reused_and_a_live_one_never():
 @pytest.mark.parametrize("keep", ["view", "slice", "transpose", "base"])
 def test_any_view_keeps_its_block_in_use(keep):
     a = memory.empty(BIG)
-    held = {"view": lambda: a.view(np.int32), "slice": lambda: a[3:7],
-            "transpose": lambda: a.T[::2], "base": lambda: a.base}[keep]()
+    held = {"view": lambda x: x.view(np.int32), "slice": lambda x: x[3:7],
+            "transpose": lambda x: x.T[::2], "base": lambda x: x.base}[keep](a)
     address = a.ctypes.data
     del a
     gc.collect()
@@ -90,7 +91,6 @@ def test_the_limit_holds_when_arrays_die_without_a_new_allocation():
 
 
 def test_blocks_come_back_from_other_threads():
-    import threading
     memory.set_limit(10 << 20)
     arrays = [memory.empty(BIG) for _ in range(6)]
 

@@ -44,6 +44,7 @@ import minidl as md
 import minidl.functional as F
 from alexnet import models
 from minidl import optim
+from alexnet.__main__ import main
 
 RTOL = 1e-3      # float32, relative to each tensor's largest element (see the module docstring)
 RTOL64 = 1e-6    # float64: only the summation order differs
@@ -537,7 +538,6 @@ def test_cli_summary_prints_total():
 
 
 def test_cli_in_process_input_option_and_errors(capsys):
-    from alexnet.__main__ import main
     assert main(["summary", "cifar", "--input", "3x40x40"]) == 0
     assert f"{64 * 6 * 6 * 384 + 384:,}" in capsys.readouterr().out   # fc6 for a 40x40 input
     assert main(["summary", "torchvision", "--input", "3x32x32"]) == 2

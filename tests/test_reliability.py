@@ -17,6 +17,8 @@ from minidl.train.lock import OutDirBusy, OutDirLock
 from minidl.train.trainer import CHECKPOINT, TrainingInterrupted
 
 from test_train import assert_same_weights, make_trainer, weights
+from alexnet.__main__ import main
+from alexnet.commands import train as train_cmd
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -166,8 +168,6 @@ def test_the_lock_of_another_process_and_a_dead_ones_stale_lock(tmp_path):
 
 
 def test_cli_refuses_a_second_writer_and_an_interrupt_before_training_is_honest(tmp_path, capsys, monkeypatch):
-    from alexnet.__main__ import main
-    from alexnet.commands import train as train_cmd
     out = tmp_path / "run"
     make_trainer(out, epochs=1).fit()
     with OutDirLock(str(out)):

@@ -10,6 +10,7 @@ import torch
 import minidl as md
 import minidl.functional as F
 from parity import check, gradcheck_random
+from minidl.random import manual_seed
 
 
 def positive(*shapes):
@@ -423,7 +424,6 @@ def test_dtype_names():
     assert md.float32 is np.float32 and md.float64 is np.float64 and md.float16 is np.float16
     assert md.long is md.int64 is np.int64 and md.int32 is np.int32 and md.bool is np.bool_ and md.uint8 is np.uint8
     assert md.tensor([1, 2], dtype=md.long).dtype == md.int64
-    from minidl.random import manual_seed
     assert md.manual_seed is manual_seed
 
 

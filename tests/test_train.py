@@ -105,7 +105,6 @@ def test_resume_mid_epoch_and_at_epoch_boundary_is_bit_identical(tmp_path, sched
 
 
 def test_real_ctrl_c_stops_at_a_step_boundary_and_resumes_identically(tmp_path):
-    import signal
     straight = make_trainer(tmp_path / "a", epochs=1)
     straight.fit()
 
@@ -340,6 +339,10 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 
 from alexnet.__main__ import main  # noqa: E402
+import signal
+from PIL import Image
+from alexnet.__main__ import make_parser
+from alexnet.commands import train as train_cmd
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FASHION = "/usr/share/datasets/fashion-mnist"
@@ -353,7 +356,6 @@ TINY = ["--width", "0.125", "--batch-size", "16", "--epochs", "1", "--no-progres
 @pytest.fixture(scope="module")
 def image_folder(tmp_path_factory):
     """3 classes x 12 RGB PNGs of 20x24 pixels, one colour per class plus noise."""
-    from PIL import Image
     root = tmp_path_factory.mktemp("folder")
     rng = np.random.default_rng(0)
     for c in range(3):
@@ -399,8 +401,6 @@ def test_cli_smoke_on_an_image_folder_then_evaluate(tmp_path, image_folder, caps
 
 
 def test_cli_interrupt_and_resume_is_bit_identical(tmp_path, image_folder, capsys):
-    from alexnet.__main__ import make_parser
-    from alexnet.commands import train as train_cmd
     common = ["train", "--dataset", "folder", "--data-dir", str(image_folder), *TINY, "--limit-train", "24",
               "--batch-size", "8"]
     assert main(common + ["--out", str(tmp_path / "a")]) == 0

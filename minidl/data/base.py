@@ -18,7 +18,7 @@ __all__ = ["ImageDataset", "to_pil"]
 
 def to_pil(chw: np.ndarray):
     """uint8 (1, H, W) or (3, H, W) -> PIL Image ("L" or "RGB")."""
-    from PIL import Image
+    from PIL import Image  # noqa: PLC0415 - Pillow loads only when images are decoded: keeps import minidl light
     if chw.shape[0] == 1:
         return Image.fromarray(np.ascontiguousarray(chw[0]))
     return Image.fromarray(np.ascontiguousarray(chw.transpose(1, 2, 0)))

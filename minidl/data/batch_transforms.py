@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..grad_mode import no_grad
+
 __all__ = ["CenterCrop", "Compose", "IMAGENET_PCA", "Normalize", "PCALighting", "RandomCrop",
            "RandomHorizontalFlip", "Resize", "pca_lighting_basis", "ten_crop", "ten_crop_predict"]
 
@@ -308,7 +310,6 @@ def ten_crop_predict(model_fn, batch, size) -> np.ndarray:
 
     ``model_fn`` maps a NumPy batch (N, C, h, w) to logits (N, K); it is called once per crop
     under ``minidl.no_grad()`` (no graph is built); a Tensor or CuPy result is brought to NumPy."""
-    from ..grad_mode import no_grad
     crops = ten_crop(batch, size)
     total = None
     with no_grad():

@@ -85,7 +85,7 @@ def download(url: str, path, sha256: str | None = None, md5: str | None = None, 
             total = int(response.headers.get("Content-Length") or 0) if progress else 0
             bar = None
             if progress:
-                from tqdm import tqdm
+                from tqdm import tqdm  # noqa: PLC0415 - loaded only when a download shows progress: keeps import minidl light
                 bar = tqdm(total=total or None, unit="B", unit_scale=True, desc=path.name)
             while chunk := response.read(1 << 20):
                 h.update(chunk)

@@ -82,7 +82,7 @@ class ImageFolder(ImageDataset):
 
     def _open(self, path):
         """The RGB PIL Image of ``path``, resized to ``size`` when given."""
-        from PIL import Image
+        from PIL import Image  # noqa: PLC0415 - Pillow loads only when images are decoded: keeps import minidl light
         try:
             with Image.open(path) as img:
                 img = img.convert("RGB")

@@ -63,7 +63,7 @@ def _is_pil(img) -> bool:
 def _as_chw(img, who):
     """(array (C, H, W), function giving the result back in the input's type)."""
     if _is_pil(img):
-        from PIL import Image
+        from PIL import Image  # noqa: PLC0415 - Pillow loads only when images are decoded: keeps import minidl light
         a = np.asarray(img)
         if a.ndim == 2:
             return a[None], lambda out: Image.fromarray(np.ascontiguousarray(out[0]))
@@ -179,7 +179,7 @@ class Resize(_PerSample):
 
     def __call__(self, img):
         if _is_pil(img):
-            from PIL import Image
+            from PIL import Image  # noqa: PLC0415 - Pillow loads only when images are decoded: keeps import minidl light
             h, w = _resized_hw(self.size, img.height, img.width, "Resize")
             return img if (h, w) == (img.height, img.width) else img.resize((w, h), Image.BILINEAR)
         x, back = _as_chw(img, "Resize")

@@ -1,17 +1,11 @@
 """Conv2d layer (as torch.nn.Conv2d, without dilation and padding modes)."""
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from .. import functional as F
+from .. import _validate as V, functional as F
 from . import init
 from .module import Module, Parameter
-
-
-def _pair(value):
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
 class Conv2d(Module):
@@ -23,19 +17,17 @@ class Conv2d(Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, groups: int = 1,
                  bias: bool = True, dtype=np.float32):
         super().__init__()
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
-        self.groups = groups
-        for arg, value, minimum in (("in_channels", in_channels, 1), ("out_channels", out_channels, 1),
-                                    ("groups", groups, 1)):
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
-                raise ValueError(f"{self._name()}: {arg} must be an int >= {minimum}, got {value!r}")
-        for arg, pair, minimum in (("kernel_size", self.kernel_size, 1), ("stride", self.stride, 1),
-                                   ("padding", self.padding, 0)):
-            if len(pair) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= minimum
-                                         for v in pair):
-                raise ValueError(f"{self._name()}: {arg} must be an int or a pair of ints >= {minimum}, "
-                                 f"got {pair!r}")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        # the raw values as pairs first, so that the errors below name the layer as its repr does
+        self.kernel_size, self.stride, self.padding = (tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+                                                       for v in (kernel_size, stride, padding))
+        where = self._name()
+        self.in_channels = V.positive_int(where, "in_channels", in_channels)
+        self.out_channels = V.positive_int(where, "out_channels", out_channels)
+        self.groups = V.positive_int(where, "groups", groups)
+        self.kernel_size = V.int_pair(where, "kernel_size", kernel_size, 1)
+        self.stride = V.int_pair(where, "stride", stride, 1)
+        self.padding = V.int_pair(where, "padding", padding, 0)
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"{self._name()}: groups={groups} must divide in_channels={in_channels} "
                              f"and out_channels={out_channels}")
@@ -47,16 +39,8 @@ class Conv2d(Module):
         return f"Conv2d({self.extra_repr()})"
 
     def forward(self, x):
-        if x.ndim != 4:
-            raise ValueError(f"{self._name()}: input must be 4-D (N, C, H, W), got shape {x.shape}")
-        if x.shape[1] != self.in_channels:
-            raise ValueError(f"{self._name()}: input has {x.shape[1]} channels (shape {x.shape}), "
-                             f"expected in_channels={self.in_channels}")
-        (kh, kw), (ph, pw) = self.kernel_size, self.padding
-        if kh > x.shape[2] + 2 * ph or kw > x.shape[3] + 2 * pw:
-            raise ValueError(f"{self._name()}: input of shape {x.shape} padded to "
-                             f"({x.shape[2] + 2 * ph}, {x.shape[3] + 2 * pw}) is smaller than the kernel ({kh}, {kw})")
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.groups)
+        # F.conv2d's checks, with this layer's name in the errors
+        return F._conv2d(self._name(), x, self.weight, self.bias, self.stride, self.padding, self.groups)
 
     def extra_repr(self):
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"

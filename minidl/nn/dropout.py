@@ -1,8 +1,6 @@
 """nn.Dropout (as torch.nn.Dropout, plus the paper's test-time scaling as mode="paper")."""
 from __future__ import annotations
 
-import numbers
-
 from .. import functional as F
 from .module import Module
 
@@ -12,11 +10,8 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, inplace: bool = False, mode: str = "inverted"):
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
-            raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
-        if mode not in ("inverted", "paper"):
-            raise ValueError(f"Dropout: mode must be 'inverted' or 'paper', got {mode!r}")
-        self.p, self.inplace, self.mode = float(p), inplace, mode
+        self.p, self.mode = F._dropout_settings("Dropout", p, mode)
+        self.inplace = inplace
 
     def forward(self, x):
         return F.dropout(x, self.p, self.training, mode=self.mode)

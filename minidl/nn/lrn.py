@@ -1,8 +1,6 @@
 """LocalResponseNorm (as torch.nn.LocalResponseNorm): normalisation across channels."""
 from __future__ import annotations
 
-import numbers
-
 from .. import functional as F
 from .module import Module
 
@@ -16,11 +14,7 @@ class LocalResponseNorm(Module):
 
     def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
         super().__init__()
-        if not isinstance(size, numbers.Integral) or isinstance(size, bool):
-            raise TypeError(f"LocalResponseNorm: size must be an int, got {size!r}")
-        if size < 1:
-            raise ValueError(f"LocalResponseNorm: size must be >= 1, got {size}")
-        self.size, self.alpha, self.beta, self.k = int(size), alpha, beta, k
+        self.size, self.alpha, self.beta, self.k = F._lrn_settings("LocalResponseNorm", size, alpha, beta, k)
 
     def forward(self, x):
         return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)

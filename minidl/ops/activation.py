@@ -6,10 +6,10 @@ import numbers
 
 from .. import backend
 from ..function import Function
-from .math import Sigmoid, Tanh
+from .math import SigmoidFunction, TanhFunction
 
 
-class LeakyReLU(Function):
+class LeakyReLUFunction(Function):
     def forward(self, x, negative_slope):
         xp = backend.get_array_module(x)
         self.slope = xp.where(x > 0, 1, negative_slope).astype(x.dtype)  # dy/dx: 1 for x > 0, else slope
@@ -30,13 +30,13 @@ def _check(name, x):
 def sigmoid(x):
     """1 / (1 + exp(-x)), elementwise (torch.sigmoid)."""
     _check("sigmoid", x)
-    return Sigmoid.apply(x)
+    return SigmoidFunction.apply(x)
 
 
 def tanh(x):
     """Hyperbolic tangent, elementwise (torch.tanh)."""
     _check("tanh", x)
-    return Tanh.apply(x)
+    return TanhFunction.apply(x)
 
 
 def leaky_relu(x, negative_slope: float = 0.01, inplace: bool = False):
@@ -45,4 +45,4 @@ def leaky_relu(x, negative_slope: float = 0.01, inplace: bool = False):
     if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
         raise TypeError(f"leaky_relu: negative_slope must be a number, got {negative_slope!r}")
     _check("leaky_relu", x)
-    return LeakyReLU.apply(x, negative_slope=float(negative_slope))
+    return LeakyReLUFunction.apply(x, negative_slope=float(negative_slope))

@@ -136,7 +136,7 @@ class Log(Function):
         return g / self.a
 
 
-class ReLU(Function):
+class ReLUFunction(Function):
     def forward(self, a):  # outputs from the array cache (large ones reuse last step's memory)
         xp = backend.get_array_module(a)
         self.positive = xp.greater(a, 0, out=memory.empty_on(xp, a.shape, bool))

@@ -8,7 +8,7 @@ from ..function import Function
 from ..kernels import memory
 
 
-class Linear(Function):
+class LinearFunction(Function):
     """y = x w^T + b, x (..., in_features), w (out_features, in_features), b (out_features,).
 
     With few rows (a batch smaller than out_features), OpenBLAS computes the forward as the

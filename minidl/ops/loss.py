@@ -26,7 +26,7 @@ def _log_softmax(x, axis):
     return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
 
 
-class LogSoftmax(Function):
+class LogSoftmaxFunction(Function):
     def forward(self, x, dim):
         self.dim = dim
         self.y = _log_softmax(x, dim)
@@ -36,7 +36,7 @@ class LogSoftmax(Function):
         return g - self.xp.exp(self.y) * g.sum(axis=self.dim, keepdims=True)
 
 
-class Softmax(Function):
+class SoftmaxFunction(Function):
     def forward(self, x, dim):
         self.dim = dim
         self.y = backend.get_array_module(x).exp(_log_softmax(x, dim))

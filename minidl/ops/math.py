@@ -32,7 +32,7 @@ class Sqrt(Function):
         return g / (2 * self.y)
 
 
-class Tanh(Function):
+class TanhFunction(Function):
     def forward(self, a):
         self.y = backend.get_array_module(a).tanh(a)
         return self.y
@@ -41,7 +41,7 @@ class Tanh(Function):
         return g * (1 - self.y * self.y)
 
 
-class Sigmoid(Function):
+class SigmoidFunction(Function):
     def forward(self, a):
         xp = backend.get_array_module(a)
         e = xp.exp(-xp.abs(a))  # never overflows: 1/(1+e^-a) for a >= 0, e^a/(1+e^a) below

@@ -195,7 +195,7 @@ def evaluate(model, loader, num_classes: int, *, device: str = "cpu", predict=No
     Runs in eval mode under ``md.no_grad()`` and puts the model back in its previous mode.
     ``predict(x) -> (N, num_classes) log-probabilities`` replaces the plain forward pass (ten-crop).
     """
-    from tqdm.auto import tqdm  # noqa: PLC0415
+    from tqdm.auto import tqdm  # noqa: PLC0415 - optional dependency, loaded only when used
 
     if len(loader) == 0:
         raise ValueError("evaluate: no test images (the loader yields no batches); an accuracy over none "
@@ -572,7 +572,7 @@ class Trainer:
         return TrainingInterrupted(f"{how} {where}; {keep}", saved=False, epoch=-1, step=-1, signum=signum)
 
     def _train_epoch(self, epoch: int, start_step: int, running: dict) -> dict:
-        from tqdm.auto import tqdm  # noqa: PLC0415
+        from tqdm.auto import tqdm  # noqa: PLC0415 - optional dependency, loaded only when used
 
         n_steps = len(self.train_loader)
         total_steps = max(self.epochs * n_steps, 1)
