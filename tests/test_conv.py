@@ -8,7 +8,7 @@ import minidl as md
 import minidl.functional as F
 from minidl import nn
 from minidl.kernels import conv as K
-from tests.parity import assert_close, check, gradcheck_random
+from parity import assert_close, check, gradcheck_random
 import importlib
 
 # (x shape, kernel, stride, padding): odd sizes, batch 1, padding > 0, non-square, stride > kernel

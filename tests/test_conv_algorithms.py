@@ -13,10 +13,10 @@ import minidl.functional as F
 from minidl.backends import conv as settings
 from minidl.kernels import conv as K
 from minidl.kernels import fft_conv, winograd
-from tests.parity import gradcheck_random
+from parity import gradcheck_random
 from minidl.ops.conv import conv2d_backward
 from minidl.ops.conv import conv2d_backward, conv2d_forward
-from tests.test_models import run_parity
+from test_models import run_parity
 import subprocess
 import sys
 

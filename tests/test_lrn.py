@@ -10,7 +10,7 @@ import minidl as md
 import minidl.functional as F
 from minidl import nn
 from minidl.kernels import lrn
-from tests.parity import check, gradcheck_random
+from parity import check, gradcheck_random
 
 DTYPES = (np.float32, np.float64)
 # (shape, size): odd and even windows, C smaller than the window, batch 1, 3-D input, size 1,

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tests.parity import check
+from parity import check
 
 
 def test_same_expression_on_both_sides():

@@ -9,7 +9,7 @@ import minidl as md
 import minidl.functional as F
 from minidl import nn
 from minidl.kernels import pool
-from tests.parity import check, gradcheck_random
+from parity import check, gradcheck_random
 
 DTYPES = (np.float32, np.float64)
 # (input shape, kernel, stride, padding): overlapping 3/2, non-overlapping 2/2, padding, odd sizes,

@@ -2,9 +2,7 @@
 
 Why: a fresh NumPy array of tens of MB comes straight from the operating system (mmap); its
 first touch page-faults and the kernel zeroes every page, which costs about as much as writing
-the array once more (a 37 MB array, the size of AlexNet's first activations at batch 32, takes
-3.5 ms to fill fresh against 1.5 ms reused on the quiet development machine; ~10 ms fresh when
-another job competes for memory).  A training step allocates the same
+the array once more (docs/kernels/memory.md has the measurements).  A training step allocates the same
 shapes every time, so the kernels take their large outputs from here instead of ``np.empty``
 (PyTorch's CUDA caching allocator does the same on GPUs).
 
