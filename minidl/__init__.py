@@ -9,8 +9,8 @@ import os as _os
 
 # Thread pools on a small CPU: NumPy's BLAS (OpenBLAS) and Numba's parallel loops (OpenMP) each keep
 # worker threads that spin after their work is done. Interleaved, as in a training step, each pool
-# spins on the cores the other needs: a tiny Numba kernel right after a GEMM then took 3-9 ms instead
-# of 0.02 ms. PASSIVE makes OpenMP's workers sleep at once; OpenBLAS reads its setting when NumPy is
+# spins on the cores the other needs: a tiny Numba kernel right after a GEMM then ran over a hundred times slower
+# than alone (docs/benchmarks.md). PASSIVE makes OpenMP's workers sleep at once; OpenBLAS reads its setting when NumPy is
 # first imported, so it helps only when minidl is imported before NumPy (scripts/*.sh export it).
 # Both are defaults: a value the user set wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -136,91 +136,17 @@ class HealthCheck:
                    for part in (losses[:half] or losses, losses[half:]))
 
     def check_records(self, step: int, records) -> list:
-        """Layer warnings from one monitored step's records (LayerMonitor.latest())."""
-        out = []
-        holding = set()
+        """Layer warnings from one monitored step's records (LayerMonitor.latest()): each rule of
+        ``RULES`` looks at the records and fires its warnings through ``self._fire``."""
+        out, holding = [], set()
 
         def sustained(key):
+            """The condition ``key`` holds now; True once it has held on ``patience`` monitored steps."""
             holding.add(key)
             return self._streaks.get(key, 0) + 1 >= self.patience
 
-        for r in records:
-            name, kind = r["layer"], r["type"]
-            if "ReLU" in kind and r["dead_frac"] is not None and r["dead_frac"] >= self.dead_threshold:
-                if sustained(("dead", name)):
-                    self._fire(out, ("dead", name), (
-                        f"step {step}: layer '{name}' ({kind}) has {100 * r['dead_frac']:.0f}% dead units "
-                        f"(zero for every example in the batch; {100 * r['zero_frac']:.0f}% of its outputs are "
-                        f"zero): no gradient flows through them. " + _causes("lr", "init", "input")))
-            if kind in WEIGHTED and r["param_norm"] == 0:
-                self._fire(out, ("zeros", name), (
-                    f"step {step}: the weights of layer '{name}' ({kind}) are all zero: every unit computes "
-                    f"the same thing and receives the same gradient, so they can never differ. "
-                    + _causes("init")))
-            ratio = r.get("update_ratio")
-            if kind in WEIGHTED and ratio is not None and math.isfinite(ratio):
-                if ratio < self.ratio_low and not self._annealing and sustained(("ratio-low", name)):
-                    self._fire(out, ("ratio", name), (
-                        f"step {step}: layer '{name}' ({kind}) changes by only {ratio:.2g} of its size per step "
-                        f"(update-to-weight ratio; ~1e-3 is healthy): it is barely learning. "
-                        + _causes("lr", "init")))
-                if ratio > self.ratio_high and sustained(("ratio-high", name)):
-                    self._fire(out, ("ratio", name), (
-                        f"step {step}: layer '{name}' ({kind}) changes by {ratio:.2g} of its size per step "
-                        f"(update-to-weight ratio; ~1e-3 is healthy): the steps are far too large. "
-                        + _causes("lr", "init", "input")))
-
-        # gradient flow between consecutive weighted layers (backwards: from later to earlier)
-        weighted = [r for r in records if r["type"] in WEIGHTED and r["grad_rms"] is not None]
-        for r in weighted:
-            g = r["grad_rms"]
-            if not math.isfinite(g):
-                self._fire(out, ("grad", r["layer"]), (
-                    f"step {step}: the gradient at the output of layer '{r['layer']}' is {g}: gradients "
-                    f"have exploded. " + _causes("lr", "init", "input")))
-        for earlier, later in zip(weighted, weighted[1:]):
-            g0, g1 = earlier["grad_rms"], later["grad_rms"]
-            if not (math.isfinite(g0) and math.isfinite(g1)):
-                continue
-            if g0 == 0 and g1 > 0:
-                self._fire(out, ("grad", earlier["layer"]), (
-                    f"step {step}: the gradient vanishes completely between layer '{later['layer']}' and layer "
-                    f"'{earlier['layer']}' (exactly zero at '{earlier['layer']}'s output): the layers before it "
-                    f"cannot learn. " + _causes("init", "lr", "input")))
-            elif g1 > 0 and g0 < g1 / self.grad_factor and sustained(("vanish", earlier["layer"])):
-                self._fire(out, ("grad", earlier["layer"]), (
-                    f"step {step}: the gradient vanishes from layer '{later['layer']}' to layer "
-                    f"'{earlier['layer']}': {g1:.2g} -> {g0:.2g} per element ({g1 / max(g0, 1e-300):.0f}x "
-                    f"smaller), so the earlier layers barely learn. " + _causes("init", "input")))
-            elif g1 > 0 and g0 > g1 * self.grad_factor and sustained(("explode", earlier["layer"])):
-                self._fire(out, ("grad", earlier["layer"]), (
-                    f"step {step}: the gradient explodes from layer '{later['layer']}' to layer "
-                    f"'{earlier['layer']}': {g1:.2g} -> {g0:.2g} per element ({g0 / g1:.0f}x larger). "
-                    + _causes("init", "lr", "input")))
-
-        # gradual vanishing/explosion over the whole stack: the first weighted layer against the last
-        # hidden one (the output layer is left out: its per-element gradient, (softmax - onehot) / N over
-        # a handful of classes, is large by construction)
-        finite = [r for r in weighted[:-1] if math.isfinite(r["grad_rms"]) and r["grad_rms"] > 0]
-        if len(finite) >= 2:
-            first, last = finite[0], finite[-1]
-            g0, g1 = first["grad_rms"], last["grad_rms"]
-            pairs = list(zip(finite, finite[1:]))
-            if g0 < g1 / self.total_factor and sustained(("vanish-total", first["layer"])):
-                a, b = max(pairs, key=lambda p: p[1]["grad_rms"] / p[0]["grad_rms"])
-                self._fire(out, ("grad", first["layer"]), (
-                    f"step {step}: the gradient vanishes on its way back through the network: {g1:.2g} per "
-                    f"element at layer '{last['layer']}' but {g0:.2g} at layer '{first['layer']}' "
-                    f"({g1 / g0:.0f}x smaller; the steepest drop is from '{b['layer']}' to '{a['layer']}'), "
-                    f"so the first layers barely learn. " + _causes("init", "input")))
-            elif g0 > g1 * self.total_factor and sustained(("explode-total", first["layer"])):
-                a, b = max(pairs, key=lambda p: p[0]["grad_rms"] / p[1]["grad_rms"])
-                self._fire(out, ("grad", first["layer"]), (
-                    f"step {step}: the gradient grows on its way back through the network: {g1:.2g} per "
-                    f"element at layer '{last['layer']}' but {g0:.2g} at layer '{first['layer']}' "
-                    f"({g0 / g1:.0f}x larger; the steepest rise is from '{b['layer']}' to '{a['layer']}'). "
-                    + _causes("init", "lr", "input")))
-
+        for rule in RULES:
+            rule(self, step, records, out, sustained)
         self._streaks = {key: self._streaks.get(key, 0) + 1 for key in holding}
         return out
 
@@ -233,6 +159,111 @@ class HealthCheck:
         self.warnings.append(message)
         out.append(message)
 
+
+
+# ------------------------------------------------------------------ the layer rules
+# Each rule(health, step, records, out, sustained) appends the warnings that became true; a
+# condition that could be noise goes through sustained(key), one that cannot fires at once.
+def _weighted_with_grad(records):
+    return [r for r in records if r["type"] in WEIGHTED and r["grad_rms"] is not None]
+
+
+def dead_units(h, step, records, out, sustained):
+    for r in records:
+        name, kind = r["layer"], r["type"]
+        if "ReLU" in kind and r["dead_frac"] is not None and r["dead_frac"] >= h.dead_threshold:
+            if sustained(("dead", name)):
+                h._fire(out, ("dead", name), (
+                    f"step {step}: layer '{name}' ({kind}) has {100 * r['dead_frac']:.0f}% dead units "
+                    f"(zero for every example in the batch; {100 * r['zero_frac']:.0f}% of its outputs are "
+                    f"zero): no gradient flows through them. " + _causes("lr", "init", "input")))
+
+
+def zero_weights(h, step, records, out, sustained):
+    for r in records:
+        name, kind = r["layer"], r["type"]
+        if kind in WEIGHTED and r["param_norm"] == 0:
+            h._fire(out, ("zeros", name), (
+                f"step {step}: the weights of layer '{name}' ({kind}) are all zero: every unit computes "
+                f"the same thing and receives the same gradient, so they can never differ. " + _causes("init")))
+
+
+def update_ratio(h, step, records, out, sustained):
+    for r in records:
+        name, kind, ratio = r["layer"], r["type"], r.get("update_ratio")
+        if kind not in WEIGHTED or ratio is None or not math.isfinite(ratio):
+            continue
+        if ratio < h.ratio_low and not h._annealing and sustained(("ratio-low", name)):
+            h._fire(out, ("ratio", name), (
+                f"step {step}: layer '{name}' ({kind}) changes by only {ratio:.2g} of its size per step "
+                f"(update-to-weight ratio; ~1e-3 is healthy): it is barely learning. " + _causes("lr", "init")))
+        if ratio > h.ratio_high and sustained(("ratio-high", name)):
+            h._fire(out, ("ratio", name), (
+                f"step {step}: layer '{name}' ({kind}) changes by {ratio:.2g} of its size per step "
+                f"(update-to-weight ratio; ~1e-3 is healthy): the steps are far too large. "
+                + _causes("lr", "init", "input")))
+
+
+def nonfinite_gradient(h, step, records, out, sustained):
+    for r in _weighted_with_grad(records):
+        g = r["grad_rms"]
+        if not math.isfinite(g):
+            h._fire(out, ("grad", r["layer"]), (
+                f"step {step}: the gradient at the output of layer '{r['layer']}' is {g}: gradients "
+                f"have exploded. " + _causes("lr", "init", "input")))
+
+
+def layer_to_layer_gradient(h, step, records, out, sustained):
+    """Gradient flow between consecutive weighted layers (backwards: from later to earlier)."""
+    weighted = _weighted_with_grad(records)
+    for earlier, later in zip(weighted, weighted[1:]):
+        g0, g1 = earlier["grad_rms"], later["grad_rms"]
+        if not (math.isfinite(g0) and math.isfinite(g1)):
+            continue
+        if g0 == 0 and g1 > 0:
+            h._fire(out, ("grad", earlier["layer"]), (
+                f"step {step}: the gradient vanishes completely between layer '{later['layer']}' and layer "
+                f"'{earlier['layer']}' (exactly zero at '{earlier['layer']}'s output): the layers before it "
+                f"cannot learn. " + _causes("init", "lr", "input")))
+        elif g1 > 0 and g0 < g1 / h.grad_factor and sustained(("vanish", earlier["layer"])):
+            h._fire(out, ("grad", earlier["layer"]), (
+                f"step {step}: the gradient vanishes from layer '{later['layer']}' to layer "
+                f"'{earlier['layer']}': {g1:.2g} -> {g0:.2g} per element ({g1 / max(g0, 1e-300):.0f}x "
+                f"smaller), so the earlier layers barely learn. " + _causes("init", "input")))
+        elif g1 > 0 and g0 > g1 * h.grad_factor and sustained(("explode", earlier["layer"])):
+            h._fire(out, ("grad", earlier["layer"]), (
+                f"step {step}: the gradient explodes from layer '{later['layer']}' to layer "
+                f"'{earlier['layer']}': {g1:.2g} -> {g0:.2g} per element ({g0 / g1:.0f}x larger). "
+                + _causes("init", "lr", "input")))
+
+
+def whole_stack_gradient(h, step, records, out, sustained):
+    """Gradual vanishing/explosion: the first weighted layer against the last hidden one (the output
+    layer is left out: its per-element gradient, (softmax - onehot) / N over a handful of classes, is
+    large by construction)."""
+    finite = [r for r in _weighted_with_grad(records)[:-1] if math.isfinite(r["grad_rms"]) and r["grad_rms"] > 0]
+    if len(finite) < 2:
+        return
+    first, last = finite[0], finite[-1]
+    g0, g1 = first["grad_rms"], last["grad_rms"]
+    pairs = list(zip(finite, finite[1:]))
+    if g0 < g1 / h.total_factor and sustained(("vanish-total", first["layer"])):
+        a, b = max(pairs, key=lambda p: p[1]["grad_rms"] / p[0]["grad_rms"])
+        h._fire(out, ("grad", first["layer"]), (
+            f"step {step}: the gradient vanishes on its way back through the network: {g1:.2g} per "
+            f"element at layer '{last['layer']}' but {g0:.2g} at layer '{first['layer']}' "
+            f"({g1 / g0:.0f}x smaller; the steepest drop is from '{b['layer']}' to '{a['layer']}'), "
+            f"so the first layers barely learn. " + _causes("init", "input")))
+    elif g0 > g1 * h.total_factor and sustained(("explode-total", first["layer"])):
+        a, b = max(pairs, key=lambda p: p[0]["grad_rms"] / p[1]["grad_rms"])
+        h._fire(out, ("grad", first["layer"]), (
+            f"step {step}: the gradient grows on its way back through the network: {g1:.2g} per "
+            f"element at layer '{last['layer']}' but {g0:.2g} at layer '{first['layer']}' "
+            f"({g0 / g1:.0f}x larger; the steepest rise is from '{b['layer']}' to '{a['layer']}'). "
+            + _causes("init", "lr", "input")))
+
+
+RULES = [dead_units, zero_weights, update_ratio, nonfinite_gradient, layer_to_layer_gradient, whole_stack_gradient]
 
 def check(health: HealthCheck, step: int, loss: float, monitor=None) -> list:
     """Function form of HealthCheck.check, for a trainer that keeps the objects apart."""
