@@ -602,25 +602,7 @@ class Trainer:
                 self.schedule.before_step(max((epoch * n_steps + step) / total_steps, time_fraction))
                 if self.monitor is not None:
                     self.monitor.begin_step(epoch * n_steps + step)
-                x, y = _host(x), _host(y)      # the loader yields Tensors
-                xb = md.Tensor(backend.to_device(x, self.device))
-                logits = self.model(xb)
-                loss = F.cross_entropy(logits, y)
-                loss_value = loss.item()
-                if not math.isfinite(loss_value):
-                    path = self.checkpoint_path
-                    kept = (f"the last good checkpoint {path} was kept" if path and os.path.exists(path)
-                            else "no checkpoint had been written yet")
-                    raise TrainingDiverged(f"training diverged: the loss is {loss_value} at epoch {epoch + 1}, "
-                                           f"step {step + 1} of {n_steps} (lr {self.schedule.lr:g}); stopped, "
-                                           f"{kept}. Lower --lr or check the data.")
-                self.optimizer.zero_grad()
-                loss.backward()
-                if self.monitor is not None:
-                    self.monitor.before_step()
-                pred = backend.asnumpy(logits.data.argmax(axis=1))
-                n = len(pred)
-                correct = int((pred == np.asarray(y)).sum())
+                loss_value, correct, n = self._forward_backward(x, y, epoch, step, n_steps)
                 # the update and the position it leads to, together: no signal comes between them
                 with self._interrupt.atomic():
                     self.optimizer.step()
@@ -631,13 +613,7 @@ class Trainer:
                     step += 1
                     self._commit(epoch, step, running)
                     self._dirty = False
-                if self.monitor is not None:
-                    self.monitor.after_step()
-                if self.health is not None:
-                    peak = max(self.schedule.base_lrs) or 1.0
-                    for message in self.health.check(epoch * n_steps + step - 1, loss_value, self.monitor,
-                                                     lr_scale=self.schedule.lr / peak):
-                        tqdm.write(message) if self.progress else self.log(message)
+                self._after_step(epoch * n_steps + step - 1, loss_value, tqdm)
                 images += n
                 now = time.perf_counter()
                 if warm is None:   # a cold Numba cache makes the first step ~20 s: no rate from it
@@ -657,6 +633,40 @@ class Trainer:
         # at the step boundary after the last step: an interrupt during evaluation resumes here
         self._commit(epoch, step, running)
         return running
+
+    def _forward_backward(self, x, y, epoch: int, step: int, n_steps: int):
+        """One step's computation up to the update: forward, the loss (checked finite: a NaN or
+        infinite loss raises TrainingDiverged before anything is applied), backward.  Returns
+        (loss, correct predictions, batch size); the caller applies the update together with the
+        position it leads to."""
+        x, y = _host(x), _host(y)      # the loader yields Tensors
+        logits = self.model(md.Tensor(backend.to_device(x, self.device)))
+        loss = F.cross_entropy(logits, y)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            path = self.checkpoint_path
+            kept = (f"the last good checkpoint {path} was kept" if path and os.path.exists(path)
+                    else "no checkpoint had been written yet")
+            raise TrainingDiverged(f"training diverged: the loss is {loss_value} at epoch {epoch + 1}, "
+                                   f"step {step + 1} of {n_steps} (lr {self.schedule.lr:g}); stopped, "
+                                   f"{kept}. Lower --lr or check the data.")
+        self.optimizer.zero_grad()
+        loss.backward()
+        if self.monitor is not None:
+            self.monitor.before_step()
+        pred = backend.asnumpy(logits.data.argmax(axis=1))
+        return loss_value, int((pred == np.asarray(y)).sum()), len(pred)
+
+    def _after_step(self, global_step: int, loss_value: float, tqdm) -> None:
+        """The bookkeeping after an update: the layer monitor's post-update statistics and the
+        health check's warnings."""
+        if self.monitor is not None:
+            self.monitor.after_step()
+        if self.health is not None:
+            peak = max(self.schedule.base_lrs) or 1.0
+            for message in self.health.check(global_step, loss_value, self.monitor,
+                                             lr_scale=self.schedule.lr / peak):
+                tqdm.write(message) if self.progress else self.log(message)
 
     def _finish_epoch(self, epoch: int, running: dict) -> None:
         # distributed: each rank evaluates its shard of the test set (Ctrl-C waits for the next step
