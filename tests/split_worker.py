@@ -32,6 +32,51 @@ def twin64():
     return model
 
 
+def gradcheck_all_gather(grad, eps=1e-6):
+    """A two-rank gradcheck: L = sum over ranks of sum(w_r * all_gather(x_r)) ("sum": every rank's next step differs)
+    or L = sum(w * all_gather(x_r)) with the same w everywhere ("slice": the same computation on both ranks).
+    Central differences perturb one entry of one rank's x at a time, both ranks stepping together."""
+    rank = dist.get_rank()
+    rng = np.random.default_rng(100 + (rank if grad == "sum" else 0))
+    w = rng.standard_normal((2, 6, 3)) + 1.0
+    x = md.tensor(np.random.default_rng(rank).standard_normal((2, 3, 3)), requires_grad=True)
+
+    def loss(xv):
+        with md.no_grad():
+            value = np.array([float((model_parallel.all_gather(md.tensor(xv), dim=1, grad=grad) * md.tensor(w)).sum())])
+        if grad == "sum":
+            dist.all_reduce(value)
+        return value[0]
+    (model_parallel.all_gather(x, dim=1, grad=grad) * md.tensor(w)).sum().backward()
+    analytic = x.grad.numpy()
+    worst = 0.0
+    for owner in range(2):
+        for i in range(x.numel()):
+            xv = x.numpy().copy()
+            step = np.zeros(xv.size)
+            step[i] = eps if owner == rank else 0.0
+            plus, minus = loss(xv + step.reshape(xv.shape)), loss(xv - step.reshape(xv.shape))
+            if owner == rank:
+                numeric = (plus - minus) / (2 * eps)
+                worst = max(worst, abs(numeric - analytic.ravel()[i]) / max(abs(numeric), 1e-8))
+    return worst
+
+
+def collectives():
+    """dist.all_gather_into_tensor and dist.reduce_scatter_tensor on small arrays, and a shape error."""
+    rank = dist.get_rank()
+    out = np.empty((4, 2))
+    dist.all_gather_into_tensor(out, np.full((2, 2), rank + 1.0))
+    scattered = np.empty(3)
+    dist.reduce_scatter_tensor(scattered, np.arange(6.0) * (rank + 1))   # rows [3r, 3r+3) summed: 3x
+    try:
+        dist.all_gather_into_tensor(np.empty((3, 2)), np.ones((2, 2)))
+        error = None
+    except ValueError as exc:
+        error = str(exc)
+    return {"gathered": out.tolist(), "scattered": scattered.tolist(), "shape_error": error}
+
+
 def main():
     dist.init_process_group(backend="mpi", timeout=60)
     rank = dist.get_rank()
@@ -41,7 +86,8 @@ def main():
 
     full, half = twin64(), None
     half = split.Half(full, rank)
-    out = {"rank": rank}
+    out = {"rank": rank, "gradcheck_sum": gradcheck_all_gather("sum"), "gradcheck_slice": gradcheck_all_gather("slice"),
+           **collectives()}
 
     # one forward and backward: logits and every gradient
     model_parallel.reset_bytes_sent()

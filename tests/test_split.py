@@ -92,6 +92,13 @@ def test_two_ranks_equal_one_process_in_float64():
         results = [json.loads(p.read_text()) for p in sorted(Path(results_dir).glob("rank*.json"))]
     assert [r["rank"] for r in results] == [0, 1]
     for r in results:
+        # the all-gather's own gradient, by central differences over both ranks' inputs (a linear loss:
+        # only rounding remains; measured ~1e-8 with eps 1e-6)
+        assert r["gradcheck_sum"] < 1e-6 and r["gradcheck_slice"] < 1e-6
+        rank = r["rank"]
+        assert r["gathered"] == [[1.0, 1.0]] * 2 + [[2.0, 2.0]] * 2
+        assert r["scattered"] == [3.0 * v for v in range(3 * rank, 3 * rank + 3)]
+        assert "(2 * 2, ...)" in r["shape_error"] and "output (3, 2)" in r["shape_error"]
         assert r["logits_rel_error"] < 1e-10 and r["grad_rel_error"] < 1e-10 and r["grad_names"] == 16
         assert r["keys_match"] and r["weights_rel_error"] < 1e-10 and r["max_weight_change"] > 1e-4
         batch, itemsize = 3, 8                           # the worker's batch, float64
