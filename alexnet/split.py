@@ -11,9 +11,9 @@ LRN is the paper's: each GPU normalises over its own kernel maps only, so a wind
 across the halves. ``twin(...)`` builds that network in one process (``paper`` with per-half
 LRN): the same computation, for tests and for checkpoints a single process loads.
 
-    world = 2, rank = dist.get_rank()
+    dist.init_process_group(backend="mpi")                 # mpiexec -n 2
     full = split.twin(10, width=1/16, input_size=99)      # the same seed on both ranks: the same weights
-    half = split.Half(full, rank)                          # this rank's parameters, copied from full
+    half = split.Half(full, dist.get_rank())               # this rank's parameters, copied from full
     loss = F.cross_entropy(half(x), y)                     # both ranks: the SAME batch
     loss.backward(); optimizer.step()                      # each rank steps its own half
     full.load_state_dict(split.gather_state_dict(half))    # every rank: the whole model's weights
@@ -104,7 +104,7 @@ class Half(nn.Module):
         if rank not in range(WORLD):
             raise ValueError(f"alexnet.split.Half: rank must be 0 or 1, got {rank!r}")
         self.rank = rank
-        self.input_shape, self.variant, self.fixed_size = full.input_shape, full.variant, True
+        self.input_shape, self.variant, self.fixed_size, self.min_size = full.input_shape, full.variant, True, 1
         f = list(full.features)
         conv = [i for i, m in enumerate(f) if isinstance(m, nn.Conv2d)]   # conv1..conv5
         c3 = conv[2]
@@ -130,7 +130,10 @@ class Half(nn.Module):
             self.to(like.device)
         self.load_state_dict(split_state_dict(full.state_dict(), rank, self))
 
+    check_input = models.AlexNet.check_input     # the same message for a wrong input shape
+
     def forward(self, x):
+        self.check_input(x)
         x = self.lower(x)
         x = all_gather(x, dim=1, name="conv3 input")               # conv3 reads both halves of conv2's maps
         x = F.flatten(self.upper(x), 1)

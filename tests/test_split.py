@@ -73,6 +73,8 @@ def test_bad_inputs_say_what_is_wrong():
         split.Half(alexnet.build("mini", width=0.25), 0)
     with pytest.raises(ValueError, match="rank must be 0 or 1"):
         split.Half(split.twin(10, **TINY), 2)
+    with pytest.raises(ValueError, match="expects input size 3x99x99, got 3x50x50"):
+        split.Half(split.twin(10, **TINY), 0)(md.tensor(np.ones((1, 3, 50, 50))))
     with pytest.raises(RuntimeError, match="not initialised"):
         model_parallel.all_gather(md.tensor(np.ones((2, 2))))
     with pytest.raises(ValueError, match="grad must be"):
