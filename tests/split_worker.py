@@ -74,7 +74,12 @@ def collectives():
         error = None
     except ValueError as exc:
         error = str(exc)
-    return {"gathered": out.tolist(), "scattered": scattered.tolist(), "shape_error": error}
+    try:    # rank 1's piece is larger: both ranks raise, naming every rank's shape, instead of mixing data
+        model_parallel.all_gather(md.tensor(np.ones((2, 3 + rank))), name="mismatch")
+        mismatch = None
+    except ValueError as exc:
+        mismatch = str(exc)
+    return {"gathered": out.tolist(), "scattered": scattered.tolist(), "shape_error": error, "mismatch": mismatch}
 
 
 def main():

@@ -101,6 +101,7 @@ def test_two_ranks_equal_one_process_in_float64():
         assert r["gathered"] == [[1.0, 1.0]] * 2 + [[2.0, 2.0]] * 2
         assert r["scattered"] == [3.0 * v for v in range(3 * rank, 3 * rank + 3)]
         assert "(2 * 2, ...)" in r["shape_error"] and "output (3, 2)" in r["shape_error"]
+        assert "'mismatch'" in r["mismatch"] and "{0: (2, 3), 1: (2, 4)}" in r["mismatch"]
         assert r["logits_rel_error"] < 1e-10 and r["grad_rel_error"] < 1e-10 and r["grad_names"] == 16
         assert r["keys_match"] and r["weights_rel_error"] < 1e-10 and r["max_weight_change"] > 1e-4
         batch, itemsize = 3, 8                           # the worker's batch, float64

@@ -45,12 +45,12 @@ def _count(name, direction, nbytes):
 
 def _check_same_shape(group, shape, name):
     """Every rank's piece must have the same shape: gather them (a few int64s) and compare."""
-    mine = np.array([len(shape), *shape] + [0] * (8 - len(shape)), dtype=np.int64)
+    mine = np.array([len(shape), *shape] + [0] * (7 - len(shape)), dtype=np.int64)   # 8 int64s on every rank
     every = np.empty(8 * group.size, dtype=np.int64)
     group.all_gather(every, mine, f"all_gather({name!r}) shape check").wait()
     every = every.reshape(group.size, 8)
     if (every != mine).any():
-        shapes = {r: tuple(row[1:1 + row[0]]) for r, row in enumerate(every)}
+        shapes = {r: tuple(int(n) for n in row[1:1 + row[0]]) for r, row in enumerate(every)}
         raise ValueError(f"all_gather({name!r}): every rank must gather a piece of the same shape; "
                          f"the ranks have {shapes}")
 
