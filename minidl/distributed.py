@@ -35,7 +35,7 @@ from . import backend
 
 __all__ = ["ReduceOp", "Work", "DistributedUnavailable", "init_process_group", "is_initialized", "is_available",
            "get_rank", "get_world_size", "barrier", "all_reduce", "broadcast", "destroy_process_group",
-           "launcher_world_size", "World"]
+           "launcher_world_size", "World", "all_gather_into_tensor", "reduce_scatter_tensor"]
 
 DEFAULT_TIMEOUT = 300.0
 INSTALL_HINT = "pip install -e '.[dist]'  (or: pip install mpi4py mpich)"
@@ -176,6 +176,20 @@ class _MPIGroup:
 
     def barrier(self, what="barrier"):
         return Work(self, what, self.comm.Ibarrier().Test)
+
+    def all_gather(self, output, array, what="all_gather"):
+        """output (world * n, ...) <- every rank's array (n, ...), rank-major (MPI_Iallgather)."""
+        send, _ = self._host(array)
+        recv, write_back = self._host(output)
+        request = self.comm.Iallgather(send, recv)
+        return Work(self, what, request.Test, write_back)
+
+    def reduce_scatter(self, output, array, what="reduce_scatter"):
+        """output (n, ...) <- the sum over ranks of rows [rank*n, (rank+1)*n) of array (MPI_Ireduce_scatter_block)."""
+        send, _ = self._host(array)
+        recv, write_back = self._host(output)
+        request = self.comm.Ireduce_scatter_block(send, recv, op=self.MPI.SUM)
+        return Work(self, what, request.Test, write_back)
 
     def destroy(self):
         self.comm.Free()
@@ -336,6 +350,34 @@ def broadcast(tensor, src: int = 0, group=None, async_op: bool = False):
     else:
         work = g.broadcast(array, int(src))
     return _finish(work, async_op)
+
+
+def _gather_check(output, input, what, rows):
+    """The arrays of all_gather_into_tensor / reduce_scatter_tensor, after checking their shapes."""
+    g = _require(what)
+    out, arr = _array_of(output, what), _array_of(input, what)
+    big, small = (out, arr) if rows == "output" else (arr, out)
+    if out.dtype != arr.dtype or big.ndim == 0 or big.shape != (small.shape[0] * g.size, *small.shape[1:]):
+        raise ValueError(f"{what}: on {g.size} ranks the {rows} must have shape (world_size * n, ...) = "
+                         f"({g.size} * {small.shape[0] if small.ndim else '?'}, ...) and the same dtype; got "
+                         f"output {tuple(out.shape)} {out.dtype}, input {tuple(arr.shape)} {arr.dtype}")
+    return g, out, arr
+
+
+def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op: bool = False):
+    """Every rank's ``input_tensor`` (n, ...) into ``output_tensor`` (world_size * n, ...), rank r's at rows
+    [r*n, (r+1)*n), on every rank (as torch's). Travels through MPI (a host copy for GPU arrays)."""
+    g, out, arr = _gather_check(output_tensor, input_tensor, "all_gather_into_tensor", "output")
+    return _finish(g.all_gather(out, arr, "all_gather_into_tensor"), async_op)
+
+
+def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op: bool = False):
+    """Rank r's ``output`` (n, ...) = the sum over ranks of their ``input`` rows [r*n, (r+1)*n) (as torch's;
+    only SUM). Travels through MPI (a host copy for GPU arrays)."""
+    if op != ReduceOp.SUM:
+        raise ValueError(f"reduce_scatter_tensor: only op=dist.ReduceOp.SUM is supported, got {op!r}")
+    g, out, arr = _gather_check(output, input, "reduce_scatter_tensor", "input")
+    return _finish(g.reduce_scatter(out, arr, "reduce_scatter_tensor"), async_op)
 
 
 def barrier(group=None, async_op: bool = False):
