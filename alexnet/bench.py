@@ -24,6 +24,9 @@ import minidl.functional as F
 from minidl import backend, kernels
 from minidl.backends import conv as conv_settings
 
+import alexnet
+from alexnet.twins import torch_twin
+
 RESULTS_DIR = os.path.join("benchmarks", "results")
 
 # The project's speed targets: ratio = torch time / our time (speed-up), or ours/torch for memory.
@@ -192,7 +195,6 @@ def bench_kernel(case, implementation, device, repeats, warmup):
 
 def bench_sgd(quick, device, repeats, warmup):
     """The fused SGD update (momentum 0.9, weight decay 5e-4) over AlexNet's parameter shapes."""
-    import alexnet  # noqa: PLC0415
     t = _torch()
     model = alexnet.build("mini" if quick else "paper", num_classes=10 if quick else 1000)
     if device == "gpu":
@@ -222,8 +224,6 @@ def bench_sgd(quick, device, repeats, warmup):
 def step_functions(name, batch, device, num_classes=None, sides=("ours", "torch")):
     """(ours_step, torch_step) for one training step (forward, loss, backward, SGD update) of a variant;
     a side left out of ``sides`` is None and never built (the memory benchmark measures one alone)."""
-    import alexnet  # noqa: PLC0415
-    from alexnet.twins import torch_twin  # noqa: PLC0415
     t = _torch()
     num_classes = num_classes or (10 if name == "mini" else 1000)
     model = alexnet.build(name, num_classes=num_classes)

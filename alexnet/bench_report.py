@@ -1,6 +1,7 @@
 """Turn benchmark results (alexnet/bench.py's JSON) into Markdown tables and a PNG bar chart."""
 from __future__ import annotations
 
+import os
 import statistics
 
 from .bench import STEP_RUNS, TARGETS
@@ -119,7 +120,6 @@ def bar_chart(results, path):
 def update_markdown(path, section, text):
     """Replace the text between ``<!-- results:SECTION start -->`` and ``<!-- results:SECTION end -->``
     in ``path`` (appending the block if absent), keeping the hand-written rest of the file."""
-    import os  # noqa: PLC0415
     start, end = f"<!-- results:{section} start -->", f"<!-- results:{section} end -->"
     old = open(path).read() if os.path.exists(path) else ""
     block = f"{start}\n{text}{end}"

@@ -25,6 +25,16 @@ import os
 
 import numpy as np
 
+import alexnet
+from minidl import data, optim
+from minidl.data import Subset
+from minidl.data import batch_transforms as T
+from minidl.data.folder import find_classes
+from minidl.train import Schedule
+from minidl.train.trainer import SCHEDULES
+
+from . import args as V, models
+
 DATASETS = ("fashion-mnist", "cifar10", "folder")
 DATASET_ALIASES = {"imagefolder": "folder", "image-folder": "folder", "fashion_mnist": "fashion-mnist",
                    "fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "cifar": "cifar10"}
@@ -42,8 +52,6 @@ RECIPE_KEYS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "momentum",
 
 def resolve_config(given: dict) -> dict:
     """The full configuration: ``given`` (None = not given) over the recipe over the fallbacks."""
-    import alexnet  # noqa: PLC0415
-
     model = given.get("model") or FALLBACKS["model"]
     recipe = alexnet.recipe(model)
     cfg = {}
@@ -89,8 +97,6 @@ def resolve_config(given: dict) -> dict:
 
 def _config_rules() -> dict:
     """key -> validator (alexnet.args) or tuple of choices, for every key a configuration may hold."""
-    from . import args as V, models  # noqa: PLC0415
-    from minidl.train.trainer import SCHEDULES  # noqa: PLC0415
     return dict(
         epochs=V.POSITIVE_INT, batch_size=V.POSITIVE_INT, lr=V.POSITIVE_FLOAT, momentum=V.MOMENTUM,
         weight_decay=V.NONNEG_FLOAT, seed=V.NONNEG_INT, limit_train=V.POSITIVE_INT, limit_test=V.POSITIVE_INT,
@@ -142,7 +148,6 @@ def check_config(cfg: dict, where: str) -> dict:
 # --------------------------------------------------------------------------------- datasets
 def limit(dataset, n):
     """The first n samples of a fixed shuffle (so that every class appears), in dataset order."""
-    from minidl.data import Subset  # noqa: PLC0415
     if n is None or n >= len(dataset):
         return dataset
     order = np.random.default_rng(12345).permutation(len(dataset))
@@ -156,9 +161,6 @@ def folder_size(h: int) -> int:
 
 def load_datasets(cfg: dict, input_hw: tuple, train: bool = True):
     """(train, test) datasets of the configuration (train None when ``train`` is False)."""
-    from minidl import data  # noqa: PLC0415
-    from minidl.data.folder import find_classes  # noqa: PLC0415
-
     name, root = cfg["dataset"], cfg["data_dir"]
     if name == "fashion-mnist":
         train_ds = data.FashionMNIST(root=root, train=True) if train else None
@@ -213,7 +215,6 @@ def normalization(cfg: dict, train_ds) -> dict:
 
 
 def pca_basis(cfg: dict, train_ds) -> dict:
-    from minidl.data import batch_transforms as T  # noqa: PLC0415
     images = getattr(train_ds, "images", None)
     if cfg["dataset"] == "folder" or images is None:
         return {"eigval": T.IMAGENET_PCA["eigval"].tolist(), "eigvec": T.IMAGENET_PCA["eigvec"].tolist()}
@@ -243,8 +244,6 @@ def make_transforms(cfg: dict, image_hw: tuple, input_shape: tuple, ten_crop: bo
 
     With ``ten_crop`` the test transform stops before the final crop (the caller crops ten times).
     """
-    from minidl.data import batch_transforms as T  # noqa: PLC0415
-
     c, h, w = input_shape
     norm = T.Normalize(cfg["normalize"]["mean"], cfg["normalize"]["std"])
     train, test = [], []
@@ -280,7 +279,6 @@ def model_options(cfg: dict) -> dict:
 
 
 def make_optimizer(cfg: dict, params):
-    from minidl import optim  # noqa: PLC0415
     if cfg["optimizer"] == "adam":
         return optim.Adam(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     rule = "paper" if cfg["optimizer"] == "sgd-paper" else "pytorch"
@@ -289,7 +287,6 @@ def make_optimizer(cfg: dict, params):
 
 
 def make_schedule(cfg: dict, optimizer, steps_per_epoch: int):
-    from minidl.train import Schedule  # noqa: PLC0415
     known = ("step_size", "gamma", "factor", "patience", "times", "warmup", "final", "pct_start", "div_factor",
              "final_div_factor")
     args = {k: v for k, v in cfg["schedule_args"].items() if k in known}

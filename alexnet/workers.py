@@ -80,8 +80,8 @@ def distribute(cfg: dict, parts: dict, world) -> None:
     """Make ``parts`` (from train.setup) this rank's share of a run over ``world``; nothing for a world of one."""
     if world.size == 1:
         return
-    from minidl import nn  # noqa: PLC0415
-    from minidl.data import DataLoader, DistributedSampler, ShardSampler  # noqa: PLC0415
+    from minidl import nn  # noqa: PLC0415 - lazy: to move up after a parallel edit
+    from minidl.data import DataLoader, DistributedSampler, ShardSampler  # noqa: PLC0415 - lazy: to move up after a parallel edit
 
     mine = json.loads(json.dumps(cfg))
     rank0 = dist.broadcast_object(mine, src=0)

@@ -25,6 +25,8 @@ checkpoints and figures.
 from __future__ import annotations
 
 import datetime
+import importlib.util
+import json
 import os
 import sys
 import time
@@ -32,6 +34,7 @@ import time
 import numpy as np
 
 from . import backend
+from .tensor import Tensor
 
 __all__ = ["ReduceOp", "Work", "DistributedUnavailable", "init_process_group", "is_initialized", "is_available",
            "get_rank", "get_world_size", "barrier", "all_reduce", "broadcast", "destroy_process_group",
@@ -73,7 +76,6 @@ def _mpi():
 
 def is_available() -> bool:
     """Whether mpi4py can be imported (without initialising MPI)."""
-    import importlib.util  # noqa: PLC0415
     return importlib.util.find_spec("mpi4py") is not None
 
 
@@ -316,7 +318,6 @@ def destroy_process_group() -> None:
 
 
 def _array_of(tensor, what):
-    from .tensor import Tensor  # noqa: PLC0415
     if isinstance(tensor, Tensor):
         return tensor.data
     if isinstance(tensor, np.ndarray) or backend.device_of(tensor) == "gpu":
@@ -388,7 +389,6 @@ def barrier(group=None, async_op: bool = False):
 
 def broadcast_object(obj, src: int = 0):
     """Rank ``src``'s JSON-able ``obj`` on every rank (JSON, not pickle, goes over the wire)."""
-    import json  # noqa: PLC0415
     g = _require("broadcast_object")
     payload = np.frombuffer(json.dumps(obj).encode(), dtype=np.uint8) if g.rank == src else None
     size = np.array([len(payload) if payload is not None else 0], dtype=np.int64)
@@ -439,5 +439,5 @@ class World:
 
     @staticmethod
     def unwrap(model):
-        from .nn.parallel import DistributedDataParallel  # noqa: PLC0415
+        from .nn.parallel import DistributedDataParallel  # noqa: PLC0415 - cycle: minidl/nn/parallel.py imports this module
         return model.module if isinstance(model, DistributedDataParallel) else model

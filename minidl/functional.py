@@ -13,6 +13,9 @@ import numpy as np
 from . import _validate as V, backend
 from .ops import basic, linear as _linear, loss
 from .ops import _flatten
+from . import random as _random
+from .ops import batchnorm as _bn, conv as _conv, dropout as _dropout
+from .ops import lrn as _lrn, pool as _pool
 from .tensor import Tensor, as_tensor
 
 
@@ -189,14 +192,12 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
     Overlapping when stride < kernel_size (AlexNet's 3/2).  On ties the gradient goes to the first
     maximum in row-major window order, as PyTorch's CPU kernel does.
     """
-    from .ops import pool as _pool  # noqa: PLC0415
     kernel, stride, padding = _pool_args("max_pool2d", x, kernel_size, stride, padding)
     return _pool.MaxPool2dFunction.apply(x, kernel_size=kernel, stride=stride, padding=padding)
 
 
 def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0) -> Tensor:
     """As torch.nn.functional.avg_pool2d with its defaults (count_include_pad=True, ceil_mode=False)."""
-    from .ops import pool as _pool  # noqa: PLC0415
     kernel, stride, padding = _pool_args("avg_pool2d", x, kernel_size, stride, padding)
     return _pool.AvgPool2dFunction.apply(x, kernel_size=kernel, stride=stride, padding=padding)
 
@@ -216,7 +217,6 @@ def _adaptive_output_size(name: str, x, output_size) -> tuple:
 def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
     """As torch.nn.functional.adaptive_avg_pool2d: output bin i averages input rows
     floor(i*H/out) .. ceil((i+1)*H/out) - 1 (likewise columns)."""
-    from .ops import pool as _pool  # noqa: PLC0415
     _check_float_input("adaptive_avg_pool2d", x, "4")
     size = _adaptive_output_size("adaptive_avg_pool2d", x, output_size)
     return _pool.AdaptiveAvgPool2dFunction.apply(x, output_size=size)
@@ -230,7 +230,6 @@ def local_response_norm(x: Tensor, size: int, alpha: float = 1e-4, beta: float =
     with channels outside [0, C) counting as zero.  The paper (and TensorFlow) do not divide alpha
     by size: the paper's k=2, n=5, alpha=1e-4, beta=0.75 is local_response_norm(x, 5, 5e-4, 0.75, 2.0).
     """
-    from .ops import lrn as _lrn  # noqa: PLC0415
     size, alpha, beta, k = _lrn_settings("local_response_norm", size, alpha, beta, k)
     _check_float_input("local_response_norm", x, "3+")
     return _lrn.LocalResponseNormFunction.apply(x, size=size, alpha=alpha, beta=beta, k=k)
@@ -256,8 +255,6 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, mode: str = "inver
     The two agree in expectation (docs/kernels/dropout.md).  ``inplace`` is accepted for PyTorch
     compatibility; the result is always a new tensor.
     """
-    from . import random as _random  # noqa: PLC0415
-    from .ops import dropout as _dropout  # noqa: PLC0415
     p, mode = _dropout_settings("dropout", p, mode)
     _check_float("dropout", x)
     if not training:
@@ -280,7 +277,6 @@ def batch_norm(x: Tensor, running_mean, running_var, weight: Tensor | None = Non
     running_mean/running_var: raw arrays of shape (C,) (or None when training), updated in place
     when training: r = (1 - momentum) r + momentum * batch_stat, with the unbiased batch variance.
     """
-    from .ops import batchnorm as _bn  # noqa: PLC0415
     _check_float("batch_norm", x)
     if x.ndim < 2:
         raise ValueError(f"batch_norm: input must be (N, C) or (N, C, *spatial), got shape {x.shape}")
@@ -322,7 +318,6 @@ def conv2d(x: Tensor, w: Tensor, b: Tensor | None = None, stride=1, padding=0, g
 
 def _conv2d(where: str, x: Tensor, w: Tensor, b: Tensor | None, stride, padding, groups) -> Tensor:
     """conv2d with its errors named after ``where`` (nn.Conv2d passes its own name)."""
-    from .ops import conv as _conv  # noqa: PLC0415
     if not isinstance(x, Tensor) or not isinstance(w, Tensor):
         raise TypeError(f"{where}: input and weight must be Tensors, got {type(x).__name__} and {type(w).__name__}")
     if x.ndim != 4:

@@ -12,6 +12,7 @@ import numpy as np
 
 from . import backend
 from .kernels import elementwise
+from .random import generator
 
 float32 = np.float32
 float64 = np.float64
@@ -146,12 +147,12 @@ class Tensor:
                 raise TypeError(f"to(): expected a device, a dtype or a tensor, got {arg!r}")
         out = self
         if dtype is not None and np.dtype(dtype) != self.dtype:
-            from .ops.math import cast  # noqa: PLC0415
+            from .ops.math import cast  # noqa: PLC0415 - cycle: minidl/ops imports this module
             out = cast(out, dtype)
         if device is not None:
             device = backend.check_device(device)
             if device != out.device:
-                from .ops.basic import ToDevice  # noqa: PLC0415
+                from .ops.basic import ToDevice  # noqa: PLC0415 - cycle: minidl/ops imports this module
                 out = ToDevice.apply(out, device=device)
         return out
 
@@ -354,7 +355,6 @@ def ones(*shape, dtype=np.float32, requires_grad=False, device="cpu") -> Tensor:
 
 def randn(*shape, dtype=np.float32, requires_grad=False, device="cpu") -> Tensor:
     """Standard normal samples from minidl's seeded generator (see md.manual_seed)."""
-    from .random import generator  # noqa: PLC0415
     shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
     data = generator("init").standard_normal(shape).astype(dtype or np.float32)
     return tensor(data, requires_grad=requires_grad, device=device)

@@ -37,6 +37,20 @@ import os
 import sys
 import time
 
+import argparse
+import json
+
+from minidl import data
+from minidl.data import DataLoader, Subset
+from minidl.train import trainer as trainer_module
+from minidl.train.checkpoint import write_json_atomic
+from minidl.train.diagnostic_plots import plot_ablation
+from minidl.train.trainer import CHECKPOINT, TrainingInterrupted
+
+from .. import args as V, models, runs
+from ..ablation_stats import mean_sd, verdict, welch
+from .train import setup
+
 # setting -> (alexnet.build options, augment)
 SETTINGS = {
     "baseline": ({}, True),
@@ -63,7 +77,6 @@ def parse_settings(text_or_list) -> list:
 
 def applies(model_name: str, setting: str) -> bool:
     """Whether switching this choice off changes the variant (cifar has no LRN, no dropout)."""
-    from .. import models  # noqa: PLC0415
     spec = models.VARIANTS[model_name]
     if setting == "no-lrn":
         return spec.norm == "lrn"
@@ -75,8 +88,6 @@ def applies(model_name: str, setting: str) -> bool:
 
 
 def register(subparsers) -> None:
-    import argparse  # noqa: PLC0415
-    from .. import args as V  # noqa: PLC0415
     p = subparsers.add_parser("ablate", help="train mini (and cifar) with each of the paper's choices switched "
                               "off in turn, over several seeds", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -102,7 +113,6 @@ def register(subparsers) -> None:
 
 def data_present(model_name: str, data_dir=None) -> bool:
     """Whether the dataset of ``model_name`` is on disk (nothing is downloaded)."""
-    from minidl import data  # noqa: PLC0415
     cls = data.FashionMNIST if MODELS[model_name] == "fashion-mnist" else data.CIFAR10
     try:
         cls(root=data_dir, train=False, download=False)
@@ -133,8 +143,6 @@ def run_given(model_name, setting, seed, *, out, epochs=None, batch_size=None, l
 def run_spec(given: dict) -> dict:
     """What makes two runs the same: the full configuration (recipe defaults filled in), less
     where it is written and on what device; JSON round-tripped so it compares with a saved one."""
-    import json  # noqa: PLC0415
-    from .. import runs  # noqa: PLC0415
     cfg = runs.resolve_config(given)
     return json.loads(json.dumps({k: v for k, v in sorted(cfg.items()) if k not in _VOLATILE}))
 
@@ -148,10 +156,6 @@ def _train(given: dict, *, resume: bool, gap_images: int, progress: bool, label:
     """Train (or continue) one run as ``alexnet train`` would; returns its per-epoch history and the
     accuracy of the final model on the first ``gap_images`` training images, evaluated as the test
     set is (no augmentation, dropout off): the train side of the train-test gap."""
-    from minidl.data import DataLoader, Subset  # noqa: PLC0415
-    from minidl.train import trainer as trainer_module  # noqa: PLC0415
-    from .train import setup  # noqa: PLC0415
-
     def log(*parts_):  # only the health check's warnings, labelled with the run
         message = " ".join(map(str, parts_))
         if message.startswith("health check"):
@@ -182,9 +186,6 @@ def run_one(given: dict, setting: str, run_dir: str, *, gap_images: int = 10000,
     else trained -- continued from its checkpoint when an earlier attempt was interrupted -- and
     then written to result.json atomically. ConfigMismatch when ``run_dir`` holds a run of another
     configuration: results of different set-ups are never mixed."""
-    import json  # noqa: PLC0415
-    from minidl.train.checkpoint import write_json_atomic  # noqa: PLC0415
-    from minidl.train.trainer import CHECKPOINT  # noqa: PLC0415
     spec = run_spec(given)
     result_path, spec_path = os.path.join(run_dir, RESULT), os.path.join(run_dir, SPEC)
     refuse = (f"; remove {run_dir} to run it again with the new settings, or give another --out")
@@ -237,7 +238,6 @@ METRIC_WORDS = {"test_error": "test top-1 error", "gap": "train-test gap"}
 def summarise(runs: list) -> list:
     """Per (model, setting): seeds, mean and sample std of the test error and of the train-test gap,
     and the differences from the baseline with 95 % Welch intervals (fractions, not points)."""
-    from ..ablation_stats import mean_sd, welch  # noqa: PLC0415
     rows = []
     for key in dict.fromkeys((r["model"], r["setting"]) for r in runs):
         mine = [r for r in runs if (r["model"], r["setting"]) == key]
@@ -255,7 +255,6 @@ def summarise(runs: list) -> list:
 
 def claims(rows: list) -> list:
     """Each claim of the paper with its verdict from the interval of (setting - baseline)."""
-    from ..ablation_stats import verdict  # noqa: PLC0415
     out = []
     for text, setting, metric, paper in CLAIMS:
         for row in rows:
@@ -305,10 +304,6 @@ def markdown(rows: list, verdicts: list, config: dict) -> str:
 
 
 def run(args) -> int:
-    from minidl.train.checkpoint import write_json_atomic  # noqa: PLC0415
-    from minidl.train.diagnostic_plots import plot_ablation  # noqa: PLC0415
-    from minidl.train.trainer import TrainingInterrupted  # noqa: PLC0415
-
     def fail(message):
         print(f"alexnet ablate: {message}", file=sys.stderr)
         return 2

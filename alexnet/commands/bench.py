@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import os
 
+from .. import args as V
+
 PARTS = ("kernels", "steps", "memory", "cold")
 
 
 def register(subparsers):
-    from .. import args as V  # noqa: PLC0415
     p = subparsers.add_parser("bench", help="benchmark every kernel and training steps against PyTorch",
                               description="Benchmark minidl against PyTorch in one run (needs torch: "
                                           "pip install -e '.[test]'). Writes benchmarks/results/*.json; a full "

@@ -18,13 +18,21 @@ import json
 import os
 import sys
 
+import numpy as np
+
+import minidl as md
+import minidl.functional as F
+from minidl import backend, data
+from minidl.train.diagnostic_plots import plot_histograms
+from minidl.train.monitor import LayerMonitor, format_table, leaf_modules
+
+from .. import args as V, models
+
 DATASETS = ("fashion-mnist", "cifar10", "random")
 HISTOGRAM_SKIP = ("Flatten", "Dropout", "Identity")
 
 
 def register(subparsers) -> None:
-    from .. import models  # noqa: PLC0415
-    from .. import args as V  # noqa: PLC0415
     p = subparsers.add_parser("diagnose", help="one batch forward/backward: per-layer activation and "
                               "gradient statistics, histograms", description=__doc__,
                               formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
@@ -50,12 +58,10 @@ def register(subparsers) -> None:
 def load_batch(dataset: str, batch_size: int, seed: int, input_shape, data_dir=None, normalize=True):
     """(x float32 (B, C, H, W), y int64 (B,), num_classes or None): a seeded batch of the dataset,
     standardised per channel with the statistics of (up to) 10,000 training images."""
-    import numpy as np  # noqa: PLC0415
     rng = np.random.default_rng(seed)
     if dataset == "random":
         x = rng.standard_normal((batch_size,) + tuple(input_shape)).astype(np.float32)
         return x, None, None
-    from minidl import data  # noqa: PLC0415
     ds = data.FashionMNIST(root=data_dir, train=True) if dataset == "fashion-mnist" else \
         data.CIFAR10(root=data_dir, train=True)
     images, targets = ds.images, ds.targets
@@ -71,13 +77,6 @@ def load_batch(dataset: str, batch_size: int, seed: int, input_shape, data_dir=N
 
 def diagnose_one(model, x, y, layers=None, device="cpu"):
     """Forward and backward of one batch with a LayerMonitor; returns (loss, records, activations)."""
-    import numpy as np  # noqa: PLC0415
-
-    import minidl as md  # noqa: PLC0415
-    import minidl.functional as F  # noqa: PLC0415
-    from minidl import backend  # noqa: PLC0415
-
-    from minidl.train.monitor import LayerMonitor  # noqa: PLC0415
     monitor = LayerMonitor(model, every=1, layers=layers)
     activations, handles = {}, []
     sample = np.random.default_rng(0)
@@ -106,14 +105,6 @@ def diagnose_one(model, x, y, layers=None, device="cpu"):
 
 
 def run(args) -> int:
-    import numpy as np  # noqa: PLC0415
-
-    import minidl as md  # noqa: PLC0415
-
-    from .. import models  # noqa: PLC0415
-    from minidl.train.diagnostic_plots import plot_histograms  # noqa: PLC0415
-    from minidl.train.monitor import format_table, leaf_modules  # noqa: PLC0415
-
     def fail(message):
         print(f"alexnet diagnose: {message}", file=sys.stderr)
         return 2

@@ -12,13 +12,25 @@ import json
 import math
 import sys
 
+import numpy as np
+
+import alexnet
+import minidl as md
+from minidl import backend
+from minidl.data import DataLoader
+from minidl.data import batch_transforms as T
+from minidl.train import checkpoint as ckpt_io
+from minidl.train.checkpoint import CheckpointError
+from minidl.train.trainer import check_labels, evaluate
+
+from .. import args as V, runs
+
 
 class NonFinite(RuntimeError):
     """The checkpoint's weights, or the loss they give, are NaN or infinite."""
 
 
 def register(subparsers) -> None:
-    from .. import args as V  # noqa: PLC0415
     p = subparsers.add_parser("evaluate", help="top-1/top-5 of a checkpoint on the test set",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", metavar="CKPT", help="a checkpoint.npz written by alexnet train")
@@ -34,18 +46,6 @@ def register(subparsers) -> None:
 
 def evaluate_checkpoint(path: str, *, ten_crop: bool = False, data_dir=None, limit_test=None, batch_size=None,
                         device: str = "cpu", progress: bool = False) -> dict:
-    import numpy as np  # noqa: PLC0415
-
-    import minidl as md  # noqa: PLC0415
-    from minidl import backend  # noqa: PLC0415
-    from minidl.data import DataLoader  # noqa: PLC0415
-    from minidl.data import batch_transforms as T  # noqa: PLC0415
-
-    import alexnet  # noqa: PLC0415
-    from minidl.train import checkpoint as ckpt_io  # noqa: PLC0415
-    from .. import runs  # noqa: PLC0415
-    from minidl.train.trainer import check_labels, evaluate  # noqa: PLC0415
-
     # nothing from the file is used before it is checked: metadata and configuration against their
     # schemas, the model it asks for against the weights it holds (sizes from the .npy headers)
     meta = ckpt_io.read_meta(path, require=("model", "num_classes", "config"))
@@ -100,7 +100,6 @@ def evaluate_checkpoint(path: str, *, ten_crop: bool = False, data_dir=None, lim
 
 
 def run(args) -> int:
-    from minidl.train.checkpoint import CheckpointError  # noqa: PLC0415
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     try:
         out = evaluate_checkpoint(args.checkpoint, ten_crop=args.ten_crop, data_dir=args.data_dir,

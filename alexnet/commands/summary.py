@@ -1,10 +1,15 @@
 """``alexnet summary NAME [--input CxHxW]``: each layer's output shape, parameters and MACs."""
 from __future__ import annotations
 
+import argparse
+import sys
+
+from .. import args as V, models
+from ..summary import format_summary, summary
+
 
 def parse_shape(text: str) -> tuple:
     """"3x227x227" -> (3, 227, 227)."""
-    import argparse  # noqa: PLC0415
     parts = text.lower().split("x")
     if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
         raise argparse.ArgumentTypeError(f"--input must look like CxHxW, e.g. 3x227x227; got {text!r}")
@@ -12,8 +17,6 @@ def parse_shape(text: str) -> tuple:
 
 
 def register(subparsers) -> None:
-    from .. import models  # noqa: PLC0415
-    from .. import args as V  # noqa: PLC0415
     p = subparsers.add_parser("summary", help="layer table: output shapes, parameters, MACs",
                               description=__doc__)
     p.add_argument("name", choices=models.names(), help="the variant")
@@ -24,10 +27,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    import sys  # noqa: PLC0415
-
-    from .. import models  # noqa: PLC0415
-    from ..summary import format_summary, summary  # noqa: PLC0415
     options = {} if args.num_classes is None else {"num_classes": args.num_classes}
     try:
         rows, totals = summary(args.name, args.input, **options)

@@ -19,6 +19,9 @@ import contextlib
 import math
 import time
 
+from ..kernels import winograd
+from ..kernels.fft_conv import fft_size
+
 SETTINGS = ("auto", "benchmark", "im2col", "winograd", "winograd-2x2", "winograd-4x4", "fft")
 ALGORITHMS = ("im2col", "winograd-2x2", "winograd-4x4", "fft")   # what a setting resolves to
 TILE = {"winograd-2x2": 2, "winograd-4x4": 4}
@@ -76,7 +79,6 @@ def multiplies(name, x_shape, w_shape, stride, padding, groups):
         transforms = tiles * (c * a ** 4 + o * m * m * a * a) + o * cg * a * a * kh * kh
         return gemm + transforms
     if name == "fft":
-        from ..kernels.fft_conv import fft_size  # noqa: PLC0415
         hf, wf = fft_size(hp), fft_size(wp)
         freqs = hf * (wf // 2 + 1)
         fft = 2 * hf * wf * math.log2(hf * wf)  # one real 2-D FFT, roughly
@@ -94,7 +96,6 @@ def requirement(name, w_shape, stride):
         return f"stride 1 (got stride {tuple(stride)})"
     if name == "fft":
         return None
-    from ..kernels import winograd  # noqa: PLC0415
     return winograd.applies(w_shape, stride, TILE[name])
 
 

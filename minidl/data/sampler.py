@@ -19,12 +19,13 @@ import math
 
 import numpy as np
 
+from .. import distributed as dist
+
 __all__ = ["DistributedSampler", "ShardSampler"]
 
 
 def _replicas_and_rank(who, num_replicas, rank):
     if num_replicas is None or rank is None:
-        from .. import distributed as dist  # noqa: PLC0415
         if not dist.is_initialized():
             raise RuntimeError(f"{who}: num_replicas and rank default to the process group's, which is not "
                                "initialised; call minidl.distributed.init_process_group() or pass both")

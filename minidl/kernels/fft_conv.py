@@ -20,6 +20,8 @@ See docs/kernels/fft.md.
 """
 from __future__ import annotations
 
+import numpy as np  # the *_reference functions only; the fast paths use the backend's array module
+
 from .. import backend
 from . import conv as _conv
 from . import memory, pick
@@ -58,7 +60,6 @@ def _sizes(x_shape, w_shape, padding):
 # ======================================================================= reference
 def conv2d_forward_reference(x, w, b=None, padding=(0, 0), groups=1):
     """y[n, o] = irfft2(sum_c rfft2(xpad[n, c]) * conj(rfft2(w[o, c])))[:OH, :OW] + b[o], plane by plane."""
-    import numpy as np  # noqa: PLC0415 - the reference is NumPy-only
     (oh, ow), s = _sizes(x.shape, w.shape, padding)
     xpad = _pad(x, *padding)
     n, o, cg = x.shape[0], w.shape[0], w.shape[1]
@@ -74,7 +75,6 @@ def conv2d_forward_reference(x, w, b=None, padding=(0, 0), groups=1):
 
 def conv2d_weight_grad_reference(x, dy, w_shape, padding=(0, 0), groups=1):
     """dw[o, c] = irfft2(sum_n rfft2(xpad[n, c]) * conj(rfft2(dy[n, o])))[:kh, :kw], plane by plane."""
-    import numpy as np  # noqa: PLC0415
     _, s = _sizes(x.shape, w_shape, padding)
     xpad = _pad(x, *padding)
     o, cg, kh, kw = w_shape

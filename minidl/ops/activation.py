@@ -6,6 +6,7 @@ import numbers
 
 from .. import backend
 from ..function import Function
+from ..tensor import Tensor
 from .math import SigmoidFunction, TanhFunction
 
 
@@ -20,7 +21,6 @@ class LeakyReLUFunction(Function):
 
 
 def _check(name, x):
-    from ..tensor import Tensor  # noqa: PLC0415
     if not isinstance(x, Tensor):
         raise TypeError(f"{name}: input must be a Tensor, got {type(x).__name__}")
     if x.dtype.kind != "f":

@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import backend
 from ..grad_mode import is_grad_enabled
+from ..random import generator
 from ..tensor import Tensor
 
 
@@ -120,7 +121,6 @@ def clamp_(t: Tensor, min=None, max=None) -> Tensor:  # noqa: A002 - torch's arg
 
 def _random(t: Tensor, name, draw):
     """Fill t from minidl's seeded generator (md.manual_seed), drawn in float64 then cast."""
-    from ..random import generator  # noqa: PLC0415
     check_inplace(t, name)
     values = draw(generator("init"), t.shape)
     return _write(t, name, lambda: t.data.__setitem__(..., backend.to_device(values.astype(t.dtype), t.device)))
@@ -141,7 +141,7 @@ def uniform_(t: Tensor, a=0.0, b=1.0) -> Tensor:
 def setitem(t: Tensor, index, value) -> None:
     """t[index] = value, in place (same rules as the other in-place operations)."""
     check_inplace(t, "__setitem__", value)
-    from . import _index  # noqa: PLC0415
+    from . import _index  # noqa: PLC0415 - cycle: minidl/ops/__init__.py imports this module
     value = _value(t, value, "__setitem__")
     index = _index(index)
     _write(t, "__setitem__", lambda: t.data.__setitem__(index, value))

@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+from ..kernels import adam as kernel
 from .optimizer import Optimizer, check_hyper
 
 
@@ -20,7 +21,6 @@ class Adam(Optimizer):
         check_adam_group(type(self).__name__, group)
 
     def step(self):
-        from ..kernels import adam as kernel  # noqa: PLC0415
         for group, p, state in self._params_with_grad():
             kernel.adam_step(p.data, p.grad.data, state, lr=group["lr"], betas=group["betas"],
                              eps=group["eps"], weight_decay=group["weight_decay"])

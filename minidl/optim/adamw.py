@@ -9,6 +9,7 @@ so the decay is not rescaled by 1/sqrt(v) as Adam's L2 term is.
 """
 from __future__ import annotations
 
+from ..kernels import adam as kernel
 from .adam import Adam
 
 
@@ -18,7 +19,6 @@ class AdamW(Adam):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
 
     def step(self):
-        from ..kernels import adam as kernel  # noqa: PLC0415
         for group, p, state in self._params_with_grad():
             if group["weight_decay"]:
                 p.data *= p.dtype.type(1 - group["lr"] * group["weight_decay"])

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from .plots import _pyplot, _save
+from .plots import _pyplot, _save, epoch_positions
 
 WEIGHTED = ("Conv2d", "Linear")
 
@@ -98,7 +98,6 @@ def plot_histograms(activations: dict, path: str, title: str = "", bins: int = 6
 def plot_ablation(runs: list, path: str, title: str = "") -> None:
     """runs: ablate's run results (dicts with model, setting, seed and history: per-epoch train_acc,
     test_acc and, for an epoch cut short, epoch_fraction)."""
-    from .plots import epoch_positions  # noqa: PLC0415
     plt = _pyplot()
     models = list(dict.fromkeys(r["model"] for r in runs))
     keys = list(dict.fromkeys((r["model"], r["setting"]) for r in runs))

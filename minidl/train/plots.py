@@ -23,7 +23,7 @@ from .checkpoint import atomic_write
 def _pyplot():
     import matplotlib  # noqa: PLC0415 - only imported when a figure is drawn
     matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - optional dependency, loaded only when a figure is drawn
     return plt
 
 

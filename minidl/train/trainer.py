@@ -47,9 +47,16 @@ import numpy as np
 import minidl as md
 import minidl.functional as F
 from minidl import backend
+from minidl.distributed import World
+from minidl.optim.lr_scheduler import anneal_cos, anneal_linear, cosine_annealing, piecewise_anneal
 
 from . import checkpoint as ckpt_io
 from .checkpoint import CheckpointError  # noqa: F401  (re-exported for callers)
+from . import plots
+from .diagnostic_plots import plot_layers
+from .health import HealthCheck
+from .lock import OutDirLock
+from .monitor import LayerMonitor
 
 CHECKPOINT = "checkpoint.npz"
 METRICS = "metrics.json"
@@ -118,7 +125,6 @@ class Schedule:
 
     def factor(self, p: float) -> float:
         """The lr multiplier at progress p in [0, 1] of a per-step schedule (curves: minidl.optim.lr_scheduler)."""
-        from minidl.optim.lr_scheduler import anneal_cos, anneal_linear, cosine_annealing, piecewise_anneal  # noqa: PLC0415
         p = min(max(p, 0.0), 1.0)
         if self.kind == "cosine":
             if p < self.warmup:
@@ -370,8 +376,6 @@ class Trainer:
         self.start_time = start_time
         self.plots = plots
         # per-layer statistics every monitor_every steps and the health check (docs/diagnostics.md)
-        from .monitor import LayerMonitor  # noqa: PLC0415
-        from .health import HealthCheck  # noqa: PLC0415
         self.monitor = LayerMonitor(model, every=monitor_every) if monitor_every else None
         self.health = HealthCheck(self.num_classes) if monitor_every and self.num_classes >= 2 else None
         self.log = log
@@ -391,7 +395,6 @@ class Trainer:
         # distributed (docs/distributed.md): ``world`` is minidl.distributed.World, a world of one unless a
         # process group is up; ``net`` the plain module (a DistributedDataParallel's .module), which
         # checkpoints, evaluation and figures use, so a checkpoint of N ranks loads into one process
-        from minidl.distributed import World  # noqa: PLC0415
         self.world = world if world is not None else World()
         self.net = self.world.unwrap(model)
         if not self.world.main:    # rank 0 alone reports and writes files
@@ -465,7 +468,6 @@ class Trainer:
         """curves.png, conv1_filters.png (skipped while the weights are not finite) and confusion.png."""
         if self.out_dir is None or not self.plots or not self.world.main:
             return
-        from . import plots  # noqa: PLC0415
         title = f"{self.meta.get('model')} on {self.meta.get('dataset')}"
         if self.history:
             plots.plot_curves(self.history, self._path("curves.png"), title=title)
@@ -475,7 +477,6 @@ class Trainer:
         if self.last_eval is not None:
             plots.plot_confusion(self.last_eval.confusion, self.classes, self._path("confusion.png"))
         if self.monitor is not None and self.monitor.history:
-            from .diagnostic_plots import plot_layers  # noqa: PLC0415
             plot_layers(self.monitor.history, self._path("layers.png"), title=title)
 
     # ------------------------------------------------------------------------ time
@@ -502,7 +503,6 @@ class Trainer:
         if self.out_dir is not None and self.world.main:   # distributed: rank 0 alone writes
             prepare_out_dir(self.out_dir)
             if self.out_lock is None or not self.out_lock.held:
-                from .lock import OutDirLock  # noqa: PLC0415
                 lock = OutDirLock(self.out_dir, log=self.log).acquire()
             removed = ckpt_io.remove_stale_temporaries(self.out_dir)
             if removed:
