@@ -24,6 +24,8 @@ import subprocess
 import sys
 
 import minidl.distributed as dist
+from minidl import nn
+from minidl.data import DataLoader, DistributedSampler, ShardSampler
 
 Unavailable = dist.DistributedUnavailable
 
@@ -80,8 +82,6 @@ def distribute(cfg: dict, parts: dict, world) -> None:
     """Make ``parts`` (from train.setup) this rank's share of a run over ``world``; nothing for a world of one."""
     if world.size == 1:
         return
-    from minidl import nn  # noqa: PLC0415 - lazy: to move up after a parallel edit
-    from minidl.data import DataLoader, DistributedSampler, ShardSampler  # noqa: PLC0415 - lazy: to move up after a parallel edit
 
     mine = json.loads(json.dumps(cfg))
     rank0 = dist.broadcast_object(mine, src=0)

@@ -216,3 +216,12 @@ def test_more_init_functions():
     assert nn.init.calculate_gain("selu") == torch.nn.init.calculate_gain("selu")
     with pytest.raises(ValueError, match="under 0.1%"):
         nn.init.trunc_normal_(w, a=10.0, b=11.0)
+
+
+def test_replacing_a_child_keeps_its_place_in_the_parameter_order():
+    ours = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    theirs = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    for model, lib in ((ours, nn), (theirs, torch.nn)):
+        setattr(model, "0", lib.Linear(3, 4))    # as model.fc = nn.Linear(...) in transfer learning
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert [tuple(p.shape) for p in ours.parameters()] == [tuple(p.shape) for p in theirs.parameters()]

@@ -12,15 +12,26 @@ import os
 import sys
 import time
 
+import alexnet
+import minidl as md
+from minidl import backend
+from minidl.data import DataLoader
+from minidl.train import checkpoint as ckpt_io
+from minidl.train.checkpoint import CheckpointError, describe
+from minidl.train.lock import OutDirBusy, OutDirLock
+from minidl.train.trainer import (CHECKPOINT, SCHEDULES, Trainer, TrainingDiverged, TrainingInterrupted, check_labels,
+                                  prepare_out_dir)
+
+from .. import args as V
+from .. import models, runs
+from .. import workers as _dist
+from ..runs import DATASETS, OPTIMIZERS
+
 # options that may differ from the checkpoint's configuration when resuming
 RESUME_OVERRIDES = ("epochs", "device", "time_budget", "prefetch", "data_dir", "eval_batch_size")
 
 
 def register(subparsers) -> None:
-    from ..runs import DATASETS, OPTIMIZERS  # noqa: PLC0415 - lazy: to move up after a parallel edit
-    from minidl.train.trainer import SCHEDULES  # noqa: PLC0415 - lazy: to move up after a parallel edit
-    from .. import models  # noqa: PLC0415 - lazy: to move up after a parallel edit
-    from .. import args as V  # noqa: PLC0415 - lazy: to move up after a parallel edit
 
     p = subparsers.add_parser("train", help="train a variant (default: the main job, mini on Fashion-MNIST)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -84,8 +95,6 @@ def setup(given: dict, *, resume: bool = False, overwrite: bool = False, log=pri
     parts["lock"] is the output directory's lock (taken before anything there is read or
     written; the caller releases it); a second writer gets OutDirBusy naming the first.
     ``writer=False`` (the ranks other than 0 of a distributed run, which write nothing) takes no lock."""
-    from minidl.train.lock import OutDirLock  # noqa: PLC0415 - lazy: to move up after a parallel edit
-    from .. import runs  # noqa: PLC0415 - lazy: to move up after a parallel edit
     if resume:
         model = given.get("model") or "mini"
         out = given.get("out") or runs.resolve_config({"model": model, "dataset": given.get("dataset")})["out"]
@@ -93,7 +102,6 @@ def setup(given: dict, *, resume: bool = False, overwrite: bool = False, log=pri
         out = runs.resolve_config(given)["out"]
     lock = OutDirLock(out, log=log)
     if writer and (os.path.isdir(out) or not resume):
-        from minidl.train.trainer import prepare_out_dir  # noqa: PLC0415 - lazy: to move up after a parallel edit
         prepare_out_dir(out)           # a clear message for an unwritable --out, before the lock
         lock.acquire()
     try:
@@ -106,13 +114,7 @@ def setup(given: dict, *, resume: bool = False, overwrite: bool = False, log=pri
 
 
 def _setup(given: dict, *, resume: bool, overwrite: bool, log):
-    import minidl as md  # noqa: PLC0415 - lazy: to move up after a parallel edit
-    from minidl.data import DataLoader  # noqa: PLC0415 - lazy: to move up after a parallel edit
 
-    import alexnet  # noqa: PLC0415 - lazy: to move up after a parallel edit
-    from minidl.train import checkpoint as ckpt_io  # noqa: PLC0415 - lazy: to move up after a parallel edit
-    from .. import runs  # noqa: PLC0415 - lazy: to move up after a parallel edit
-    from minidl.train.trainer import CHECKPOINT, check_labels, prepare_out_dir  # noqa: PLC0415 - lazy: to move up after a parallel edit
 
     if resume:
         model = given.get("model") or "mini"
@@ -145,7 +147,6 @@ def _setup(given: dict, *, resume: bool, overwrite: bool, log):
             raise ValueError(f"train: {cfg['out']} already holds a run ({path}); continue it with --resume, "
                              "start afresh with --overwrite, or choose another --out")
     if cfg["device"] == "gpu" and not md.gpu_available():
-        from minidl import backend  # noqa: PLC0415 - lazy: to move up after a parallel edit
         raise ValueError(f"train: --device gpu is not available: {backend._cupy_problem}")
     prepare_out_dir(cfg["out"])        # fail before the (slow) data loading
 
@@ -185,9 +186,6 @@ def _setup(given: dict, *, resume: bool, overwrite: bool, log):
 
 def _kept(args) -> str:
     """What an interrupt before training leaves: the checkpoint already in --out, if any."""
-    from minidl.train.checkpoint import describe  # noqa: PLC0415 - lazy: to move up after a parallel edit
-    from minidl.train.trainer import CHECKPOINT  # noqa: PLC0415 - lazy: to move up after a parallel edit
-    from .. import runs  # noqa: PLC0415 - lazy: to move up after a parallel edit
     try:
         out = args.out or runs.resolve_config({"model": args.model, "dataset": args.dataset})["out"]
     except ValueError:
@@ -198,10 +196,6 @@ def _kept(args) -> str:
 
 def run(args, callback=None) -> int:
     start = time.perf_counter()
-    from minidl.train.checkpoint import CheckpointError  # noqa: PLC0415 - lazy: to move up after a parallel edit
-    from minidl.train.lock import OutDirBusy  # noqa: PLC0415 - lazy: to move up after a parallel edit
-    from minidl.train.trainer import Trainer, TrainingDiverged, TrainingInterrupted  # noqa: PLC0415 - lazy: to move up after a parallel edit
-    from .. import workers as _dist  # noqa: PLC0415 - lazy: to move up after a parallel edit
 
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     parts = {}
