@@ -250,17 +250,17 @@ def test_forcing_an_inapplicable_algorithm_raises():
 
 
 def test_auto_rule():
-    """im2col for strided, thin and GPU layers; otherwise the fewest estimated multiplies."""
+    """im2col for strided, 5x5, thin and GPU layers; F(2x2,3x3) for 3x3 stride-1 layers on the CPU."""
     f32 = "float32"
     assert settings.algorithm_for((32, 3, 227, 227), (96, 3, 11, 11), 4, 0, 1, f32, "cpu") == "im2col"
     assert settings.algorithm_for((64, 1, 28, 28), (64, 1, 5, 5), 1, 2, 1, f32, "cpu") == "im2col"     # thin
+    assert settings.algorithm_for((32, 96, 27, 27), (256, 48, 5, 5), 1, 2, 2, f32, "cpu") == "im2col"  # 5x5
     assert settings.algorithm_for((32, 256, 13, 13), (384, 256, 3, 3), 1, 1, 1, f32, "gpu") == "im2col"
-    # 3x3 on 13x13: F(4x4) needs 36 GEMM multiplies per 16 outputs (16 tiles over 16x16) against
-    # F(2x2)'s 16 per 4 (49 tiles over 14x14): 16*36 = 576 < 49*16 = 784 per channel pair, and im2col 169*9
-    assert settings.algorithm_for((32, 256, 13, 13), (384, 256, 3, 3), 1, 1, 1, f32, "cpu") == "winograd-4x4"
-    # 3x3 on 6x6: 4 tiles of F(4x4) (144 per channel pair) against 9 of F(2x2) (144): the larger
-    # tile's transforms tip it, and F(2x2) beats im2col's 36*9 = 324
-    assert settings.algorithm_for((64, 128, 6, 6), (192, 128, 3, 3), 1, 1, 1, f32, "cpu") == "winograd-2x2"
+    assert settings.algorithm_for((2, 8, 13, 13), (16, 8, 3, 3), 1, 1, 1, f32, "cpu") == "im2col"     # thin 3x3
+    assert settings.algorithm_for((2, 32, 13, 13), (16, 32, 3, 3), 2, 1, 1, f32, "cpu") == "im2col"   # strided
+    for x, w, groups in [((32, 256, 13, 13), (384, 256, 3, 3), 1), ((32, 384, 13, 13), (384, 192, 3, 3), 2),
+                         ((64, 128, 6, 6), (192, 128, 3, 3), 1), ((64, 192, 6, 6), (128, 96, 3, 3), 2)]:
+        assert settings.algorithm_for(x, w, 1, 1, groups, f32, "cpu") == "winograd-2x2"
     gemm = 36 * 16 * 32 * 384 * 256                       # F(4x4,3x3)'s GEMMs on conv3 at batch 32
     assert gemm < settings.multiplies("winograd-4x4", (32, 256, 13, 13), (384, 256, 3, 3), (1, 1), (1, 1), 1) < 1.3 * gemm
     # im2col's count is the direct one

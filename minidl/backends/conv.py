@@ -30,35 +30,25 @@ algorithm = "auto"
 weight_grad = "same"
 
 # ------------------------------------------------------------------ the "auto" rule: retune here
-# Kernel sizes for which "winograd" and "auto" use Winograd, and the tiles they may take
-# (F(4x4, 5x5) exists, forced as "winograd-4x4", but its points 1/2 and -1/2 cost accuracy).
+# Kernel sizes for which "winograd" may use Winograd, and the tiles it may take (F(4x4, 5x5)
+# exists, forced as "winograd-4x4", but its points 1/2 and -1/2 cost accuracy).
 WINOGRAD_TILES = {3: (2, 4), 5: (2,)}
-# Cost of one estimated multiply of each algorithm relative to im2col's.  Provisional, from rough
-# fwd+bwd timings (one run, shared 2-core machine) of AlexNet's conv2-5 and mini's conv2-3:
-# Winograd took 1.5-2x im2col's time per multiply (many small GEMMs, gathers), FFT 8-13x
-# (single-threaded numpy.fft, complex data, transposed copies: 2-5x slower than im2col on every
-# layer despite fewer multiplies).  Retune from benchmarks/conv_algorithms.py on a quiet machine.
-RELATIVE_COST = {"im2col": 1.0, "winograd-2x2": 1.5, "winograd-4x4": 1.5, "fft": 8.0}
-MARGIN = 0.1      # a later algorithm in ALGORITHMS must be this much cheaper to be chosen
+# What "auto" picks, from benchmarks/conv_algorithms.py on the 2-core development machines
+# (docs/benchmarks.md, "Convolution algorithms"): F(2x2, 3x3) beat im2col on 5 of the 6 3x3 layers
+# of AlexNet and mini (by 5-18% summed over two runs); F(4x4, 3x3) was slower than F(2x2, 3x3)
+# everywhere (its transforms cost more than the multiplies it saves), Winograd on 5x5 layers was
+# slower than im2col, and FFT 3-8x slower than im2col on every layer.
+AUTO_WINOGRAD = {3: "winograd-2x2"}   # kernel size -> algorithm, for stride-1 layers on the CPU
 MIN_CHANNELS = 16  # below this many input channels per group the transforms outweigh the GEMMs
 
 
 def auto(x_shape, w_shape, stride, padding, groups, dtype, device):
-    """The deterministic rule: im2col on the GPU and for thin layers (fewer than MIN_CHANNELS
-    input channels per group); otherwise, going through ALGORITHMS in order, the applicable one
-    with the fewest estimated multiplies (``multiplies`` times RELATIVE_COST), where a later one
-    must beat the best so far by more than MARGIN (the estimates are rough: near-ties keep the
-    simpler algorithm)."""
-    if device != "cpu" or w_shape[1] < MIN_CHANNELS:
+    """The deterministic rule: on the CPU, Winograd F(2x2, 3x3) for 3x3 stride-1 layers with at
+    least MIN_CHANNELS input channels per group; im2col for everything else and on the GPU."""
+    choice = AUTO_WINOGRAD.get(w_shape[2]) if w_shape[2] == w_shape[3] else None
+    if device != "cpu" or choice is None or w_shape[1] < MIN_CHANNELS or requirement(choice, w_shape, stride):
         return "im2col"
-    best, best_cost = None, math.inf
-    for a in ALGORITHMS:
-        if requirement(a, w_shape, stride) is not None or (a in TILE and TILE[a] not in WINOGRAD_TILES.get(w_shape[2], ())):
-            continue
-        cost = RELATIVE_COST[a] * multiplies(a, x_shape, w_shape, stride, padding, groups)
-        if cost < best_cost * (1 - MARGIN):
-            best, best_cost = a, cost
-    return best
+    return choice
 
 
 def multiplies(name, x_shape, w_shape, stride, padding, groups):
