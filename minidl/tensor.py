@@ -218,6 +218,10 @@ class Tensor:
                 raise ValueError(f"backward(): grad has shape {tuple(grad.shape)}, tensor has shape {self.shape}")
 
         grads = {id(self): grad}
+        # memory already behind some .grad or the caller's array (ids of the owning bases): a leaf
+        # handed such an array gets its own copy, so x.grad.zero_() cannot change another leaf's
+        # gradient; fresh arrays (the usual case: a backward's result) are kept without a copy
+        owned = {id(_owner(grad))}
         for node in _topological_order(self):
             g = grads.pop(id(node), None)
             if g is None:
@@ -227,11 +231,14 @@ class Tensor:
                 if replaced is not None:
                     g = replaced.data if isinstance(replaced, Tensor) else replaced
             fn = node.grad_fn
-            if fn is None:  # a leaf: accumulate
-                # a copy the leaf owns: g may be shared with other leaves or the caller, and the user
-                # may write into .grad (x.grad.zero_()); accumulation makes a new array anyway
-                node.grad = Tensor(g.astype(node.dtype, copy=True) if node.grad is None
-                                   else elementwise.add(node.grad.data, g.astype(node.dtype, copy=False)))
+            if fn is None:  # a leaf: accumulate (into a new array; the old .grad is not written)
+                if node.grad is not None:
+                    node.grad = Tensor(elementwise.add(node.grad.data, g.astype(node.dtype, copy=False)))
+                else:
+                    shared = retain_graph or id(_owner(g)) in owned   # retained: a Function may hold g
+                    g = g.astype(node.dtype, copy=shared)
+                    owned.add(id(_owner(g)))
+                    node.grad = Tensor(g)
                 for hook in node._post_accumulate_hooks:
                     hook(node)
                 continue
@@ -255,6 +262,11 @@ class Tensor:
                 grads[key] = ig if key not in grads else elementwise.add(grads[key], ig)
             if not retain_graph:
                 fn.release()
+
+
+def _owner(array):
+    """The object that owns an array's memory (its base for a view), for telling shared gradients."""
+    return array if getattr(array, "base", None) is None else array.base
 
 
 def _check_versions(fn, output):

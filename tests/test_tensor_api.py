@@ -245,6 +245,18 @@ def test_grad_zero_in_place_touches_only_that_gradient():
     assert a.grad.tolist() == [1.0, 1.0] and b.grad.tolist() == [2.0, 2.0]
 
 
+def test_a_gradient_shared_through_a_view_or_with_the_caller_is_copied():
+    a, b = md.tensor([[1.0, 2.0]], requires_grad=True), md.tensor([3.0, 4.0], requires_grad=True)
+    (a.reshape(2) + b).sum().backward()     # a gets a reshaped view of the array b gets
+    b.grad.zero_()
+    assert a.grad.tolist() == [[1.0, 1.0]]
+    x = md.tensor([1.0, 2.0], requires_grad=True)
+    upstream = np.array([5.0, 6.0], np.float32)
+    x.backward(upstream)                    # a leaf's own backward: .grad must not be the caller's array
+    x.grad.zero_()
+    assert upstream.tolist() == [5.0, 6.0]
+
+
 def test_inplace_methods_match_torch():
     a = np.array([[-1.5, 0.5, 2.0], [3.0, -4.0, 0.25]], dtype=np.float32)
     b = np.array([2.0, -1.0, 0.5], dtype=np.float32)
