@@ -425,6 +425,16 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, groups=1):
     return y
 
 
+def bias_grad(dy):
+    """db = dy summed over batch and positions, as contiguous reductions (3x faster than axis=(0, 2, 3))."""
+    return dy.reshape(dy.shape[0], dy.shape[1], -1).sum(axis=2).sum(axis=0)
+
+
+def weight_grad(x, w, dy, stride=1, padding=0, groups=1):
+    """dw alone, by im2col's GEMM (what the other algorithms fall back to with weight_grad="im2col")."""
+    return conv2d_backward(x, w, dy, stride, padding, groups, need_dx=False, need_db=False)[1]
+
+
 def conv2d_backward(x, w, dy, stride=1, padding=0, groups=1, need_dx=True, need_dw=True, need_db=True):
     """(dx, dw, db) of y = conv2d_forward(x, w, b, ...) given dy = dL/dy; None for those not needed."""
     xp = backend.get_array_module(x)
@@ -435,7 +445,7 @@ def conv2d_backward(x, w, dy, stride=1, padding=0, groups=1, need_dx=True, need_
     if dy.shape != (n, o, g["oh"], g["ow"]):  # the kernels below index by these sizes without checks
         raise ValueError(f"conv2d_backward: dy has shape {tuple(dy.shape)}, expected {(n, o, g['oh'], g['ow'])} "
                          f"for input {tuple(x.shape)} and weight {tuple(w.shape)}")
-    db = dy.reshape(n, o, -1).sum(axis=2).sum(axis=0) if need_db else None  # 3x faster than axis=(0, 2, 3)
+    db = bias_grad(dy) if need_db else None
     if not (need_dx or need_dw):
         return None, None, db
     dx = memory.empty_on(xp, x.shape, x.dtype) if need_dx else None

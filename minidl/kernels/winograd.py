@@ -382,11 +382,11 @@ def conv2d_backward(x, w, dy, padding=(0, 0), groups=1, m=2, need_dx=True, need_
     F(r x r, m x m) (or im2col's GEMM when ``weight_grad="im2col"``); None for those not needed."""
     x, w, dy = _contig(x), _contig(w), _contig(dy)
     r = w.shape[2]
-    db = dy.reshape(dy.shape[0], dy.shape[1], -1).sum(axis=2).sum(axis=0) if need_db else None
+    db = _conv.bias_grad(dy) if need_db else None
     dx = dw = None
     if need_dw:
         if weight_grad == "im2col":
-            dw = _conv.conv2d_backward(x, w, dy, 1, padding, groups, need_dx=False, need_db=False)[1]
+            dw = _conv.weight_grad(x, w, dy, 1, padding, groups)
         else:
             dw = pick(conv2d_weight_grad_reference, conv2d_weight_grad_numba, conv2d_weight_grad_xp, x)(
                 x, dy, w.shape, padding, groups, m)

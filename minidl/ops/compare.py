@@ -17,7 +17,7 @@ from ..tensor import Tensor
 _UFUNCS = {"eq": "equal", "ne": "not_equal", "lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal"}
 
 
-def _operand(a: Tensor, other, name):
+def operand(a: Tensor, other, name):
     """other's array for comparing with a, or None when it is not something tensors compare with."""
     if isinstance(other, Tensor):
         if other.device != a.device:
@@ -35,7 +35,7 @@ def compare(name: str):
     ufunc = _UFUNCS[name]
 
     def method(a: Tensor, other):
-        b = _operand(a, other, name)
+        b = operand(a, other, name)
         if b is None:  # x == None, x == "text": Python's fallback (identity), as torch answers False
             return NotImplemented
         xp = backend.get_array_module(a.data)

@@ -15,7 +15,6 @@ change, and they keep its dtype. Two rules keep gradients honest:
 """
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 
@@ -23,6 +22,7 @@ from .. import backend
 from ..grad_mode import is_grad_enabled
 from ..random import generator
 from ..tensor import Tensor
+from .compare import operand
 
 
 def check_inplace(t: Tensor, name: str, *others) -> None:
@@ -44,16 +44,11 @@ def check_inplace(t: Tensor, name: str, *others) -> None:
 
 
 def _value(t: Tensor, other, name):
-    if isinstance(other, Tensor):
-        if other.device != t.device:
-            raise RuntimeError(f"{name}: tensors on different devices ({t.device} {t.shape} and "
-                               f"{other.device} {other.shape}); move one with .to(device)")
-        return other.data
-    if isinstance(other, (numbers.Number, np.generic)):
-        return other
-    if isinstance(other, (np.ndarray, list, tuple)) or backend.is_gpu_array(other):
-        return backend.to_device(np.asarray(other) if isinstance(other, (list, tuple)) else other, t.device)
-    raise TypeError(f"{name}: expected a Tensor, an array or a number, got {type(other).__name__}")
+    """other's array (or number) for writing into t: compare's operand rules, plus Python lists."""
+    value = operand(t, np.asarray(other) if isinstance(other, (list, tuple)) else other, name)
+    if value is None:
+        raise TypeError(f"{name}: expected a Tensor, an array or a number, got {type(other).__name__}")
+    return value
 
 
 def _write(t: Tensor, name, compute):
