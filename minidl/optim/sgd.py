@@ -11,6 +11,7 @@ the paper folds lr into v, so changing lr mid-training changes old momentum less
 """
 from __future__ import annotations
 
+from ..kernels import sgd as kernel
 from .optimizer import Optimizer, check_hyper
 
 RULES = ("pytorch", "paper")
@@ -38,7 +39,6 @@ class SGD(Optimizer):
             raise ValueError("SGD: the paper's rule has no nesterov or dampening option")
 
     def step(self):
-        from ..kernels import sgd as kernel  # noqa: PLC0415 - kernels are optional at import time
         for group, p, state in self._params_with_grad():
             kernel.sgd_step(p.data, p.grad.data, state, lr=group["lr"], momentum=group["momentum"],
                             dampening=group["dampening"], weight_decay=group["weight_decay"],
