@@ -30,7 +30,7 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **settings):
-        from .tensor import Tensor, as_tensor  # noqa: PLC0415 - tensor.py imports this module
+        from .tensor import Tensor, _owner, as_tensor  # noqa: PLC0415 - tensor.py imports this module
 
         like = next((t for t in inputs if isinstance(t, Tensor)), None)
         tensors = tuple(as_tensor(t, like=like) for t in inputs)
@@ -45,9 +45,9 @@ class Function:
         out = fn.forward(*(t.data for t in tensors), **settings)
         requires_grad = is_grad_enabled() and any(fn.needs_input_grad)
         result = Tensor(out, requires_grad=requires_grad)
-        base = getattr(out, "base", None)
+        owner = _owner(out)
         for t in tensors:  # a view (reshape, slice ...) shares its input's count of in-place writes
-            if out is t.data or base is not None and (base is t.data or base is getattr(t.data, "base", None)):
+            if _owner(t.data) is owner:
                 result._version = t._version
                 break
         if requires_grad:
