@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from alexnet import ablation_stats as S
+from alexnet import ablation_stats as S, models
 from alexnet.commands import ablate
 from minidl.train.diagnostic_plots import plot_ablation
 from minidl.train.trainer import CHECKPOINT, TrainingInterrupted
@@ -133,3 +133,11 @@ def test_the_curves_figure_draws_every_setting(tmp_path):
     runs[-1]["history"][-1]["epoch_fraction"] = 0.5
     plot_ablation(runs, str(tmp_path / "ablation.png"), title="fake")
     assert (tmp_path / "ablation.png").stat().st_size > 1000
+
+
+def test_ablation_runs_have_no_time_budget_even_when_the_recipe_has_one():
+    # the main job's recipe (mini) carries a time budget; a budget would cut slow runs short and
+    # make them incomparable, so every ablation run trains all its epochs
+    assert models.recipe("mini").get("time_budget")
+    for setting in ablate.SETTINGS:
+        assert ablate.run_spec(ablate.run_given("mini", setting, 0, out="unused"))["time_budget"] == 0
