@@ -173,6 +173,52 @@ def test_tiny_workspace_gives_the_same_result(images_per_chunk):
         np.testing.assert_allclose(small, big, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kept_column_matrix_gives_the_same_gradients(dtype):
+    """keep_col returns im2col of the whole batch; backward with it (dw from it, then dx's column
+    gradient written over it) equals backward without it; a batch over the cap keeps nothing."""
+    rng = np.random.default_rng(9)
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in ((3, 4, 9, 8), (6, 2, 3, 3), (6,)))
+    dy = rng.standard_normal((3, 6, 5, 6)).astype(dtype)
+    args = ((2, 1), (1, 0), 2)
+    y, col = K.conv2d_forward(x, w, b, *args, keep_col=True)
+    np.testing.assert_array_equal(col, K.im2col_reference(x, (3, 3), (2, 1), (1, 0)))
+    np.testing.assert_array_equal(y, K.conv2d_forward(x, w, b, *args))
+    expected = K.conv2d_backward(x, w, dy, *args)
+    for got, want in zip(K.conv2d_backward(x, w, dy, *args, col=col), expected):
+        np.testing.assert_allclose(got, want, **_tol(dtype))
+    with pytest.raises(ValueError, match=r"conv2d_backward: col must be .* of shape \(36, 90\)"):
+        K.conv2d_backward(x, w, dy, *args, col=col[:, :60])
+    try:
+        K.set_workspace_limit(1)  # one image per chunk: nothing kept
+        assert K.conv2d_forward(x, w, b, *args, keep_col=True)[1] is None
+    finally:
+        K.set_workspace_limit(None)
+
+
+def test_conv2d_function_keeps_the_column_matrix_only_for_a_weight_gradient():
+    rng = np.random.default_rng(10)
+    xa, wa = rng.standard_normal((2, 4, 7, 7)), rng.standard_normal((4, 2, 5, 5))
+    with md.backends.conv.flags(algorithm="im2col"):
+        x, w = md.tensor(xa, requires_grad=True), md.tensor(wa, requires_grad=True)
+        y = F.conv2d(x, w, padding=2, groups=2)
+        assert y.grad_fn.col is not None
+        with md.no_grad():
+            assert F.conv2d(x, w, padding=2, groups=2).grad_fn is None
+        frozen = md.tensor(wa)  # no weight gradient: nothing to keep
+        assert F.conv2d(x, frozen, padding=2, groups=2).grad_fn.col is None
+        dy = rng.standard_normal(y.shape)
+        y.backward(md.tensor(dy), retain_graph=True)   # consumes the kept matrix ...
+        assert y.grad_fn.col is None
+        y.backward(md.tensor(dy))                      # ... so the second backward runs im2col again
+    tx, tw = torch.tensor(xa, requires_grad=True), torch.tensor(wa, requires_grad=True)
+    ty = torch.nn.functional.conv2d(tx, tw, padding=2, groups=2)
+    ty.backward(torch.tensor(dy), retain_graph=True)
+    ty.backward(torch.tensor(dy))
+    assert_close(x.grad, tx.grad, np.float64, "dx")
+    assert_close(w.grad, tw.grad, np.float64, "dw")
+
+
 def test_backward_rejects_a_gradient_of_the_wrong_shape():
     x, w = np.zeros((2, 3, 8, 8)), np.zeros((4, 3, 3, 3))
     with pytest.raises(ValueError, match=r"conv2d_backward: dy has shape \(2, 4, 6, 5\), expected \(2, 4, 6, 6\)"):

@@ -51,6 +51,23 @@ def test_max_pool_kernels_match_reference(case, dtype, kind):
         np.testing.assert_allclose(gx, gx_ref, rtol=1e-6, atol=1e-6, err_msg=name)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pool_numba_at_alexnets_shapes(dtype):
+    """pool5's 13x13 planes (3x3, stride 2) and a 2x2 pool, ties and a NaN plane mixed in: the fast
+    forward's unrolled window paths and its general path, and the backward, exactly the reference."""
+    x = _inputs((2, 8, 13, 13), dtype, "random")
+    x[1, :4] = _inputs((4, 13, 13), dtype, "ties", seed=3)
+    x[0, 5, 7, 2] = np.nan
+    for k, s, p in [((3, 3), (2, 2), (0, 0)), ((2, 2), (2, 2), (0, 0)), ((3, 3), (2, 2), (1, 1))]:
+        y_ref, idx_ref = pool.max_pool2d_forward_reference(x, k, s, p)
+        y, idx = pool.max_pool2d_forward_numba(x, k, s, p)
+        np.testing.assert_array_equal(y, y_ref)
+        np.testing.assert_array_equal(idx, idx_ref)
+        g = np.random.default_rng(2).standard_normal(y.shape).astype(dtype)
+        np.testing.assert_array_equal(pool.max_pool2d_backward_numba(g, idx, (13, 13), k, s, p),
+                                      pool.max_pool2d_backward_reference(g, idx_ref, (13, 13), k, s, p))
+
+
 MAX_FORWARDS = {"reference": pool.max_pool2d_forward_reference, "numba": pool.max_pool2d_forward_numba,
                 "xp": pool.max_pool2d_forward_xp}
 

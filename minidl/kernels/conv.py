@@ -22,7 +22,8 @@ with Kg = K / groups, and for each group
     dcol_g (Kg, B*P) = w_g^T (Kg, Og) @ dy_g (Og, B*P)      (column gradient)
     dx = col2im(dcol)                                       (input gradient)
 
-with dy_g the rows [g*Og, (g+1)*Og) of dy rearranged to (O, B*P) ("packed").
+with dy_g the rows [g*Og, (g+1)*Og) of dy rearranged to (O, B*P) ("packed").  Each line is one
+batched GEMM over the groups (xp.matmul on (G, Og, Kg) @ (G, Kg, B*P) views, out=), not a loop.
 col2im sums every column entry back onto the input pixel it was copied from, so it is
 the adjoint (transpose) of im2col: <im2col(x), c> = <x, col2im(c)>.  See docs/kernels/conv.md.
 
@@ -46,6 +47,9 @@ output gradient, O*B*P elements) stay under a cap: 256 MiB by default, set with
 A single image is never split, so one image whose buffers exceed the cap is processed alone.
 On the CPU the scratch buffer is kept between calls and reused (first touches of fresh
 memory are slow); ``clear_workspace()`` frees it.  These functions are not thread-safe.
+A forward that will be differentiated can keep its column matrix for the weight gradient
+(``keep_col``), in its own buffer, only when the whole batch is one chunk: the extra memory held
+until backward is then at most the cap, and backward needs no column buffer from the scratch.
 """
 from __future__ import annotations
 
@@ -404,8 +408,19 @@ def _geometry(x_shape, w_shape, stride, padding, groups):
                 k=c * kh * kw, kg=cg * kh * kw, og=o // groups, p=oh_n * ow_n)
 
 
-def conv2d_forward(x, w, b=None, stride=1, padding=0, groups=1):
-    """y (N, O, OH, OW) = conv(x, w) + b, by im2col and one GEMM per chunk of images and per group."""
+def _grouped_matmul(xp, a, b, out):
+    """out[g] = a[g] @ b[g] for every group g: one batched GEMM (xp.matmul over a leading group axis)."""
+    return xp.matmul(a, b, out=out)
+
+
+def conv2d_forward(x, w, b=None, stride=1, padding=0, groups=1, keep_col=False):
+    """y (N, O, OH, OW) = conv(x, w) + b, by im2col and one batched GEMM (over groups) per chunk of images.
+
+    keep_col=True returns (y, col) instead: col is the column matrix (K, N*P) of the whole batch, in
+    memory of its own (the shared scratch is overwritten by the next layer), for conv2d_backward's
+    weight gradient; it is None unless the batch fits in one chunk under the workspace cap, so
+    keeping it never costs more than the cap.
+    """
     xp = backend.get_array_module(x)
     x, w = xp.ascontiguousarray(x), xp.ascontiguousarray(w)
     g = _geometry(x.shape, w.shape, stride, padding, groups)
@@ -414,15 +429,17 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, groups=1):
     y = memory.empty_on(xp, (n, o, g["oh"], g["ow"]), x.dtype)
     wg = w.reshape(groups, og, kg)
     nb = _chunk_size(n, (k + o) * p * x.itemsize)
-    scratch = _scratch(xp, x.dtype, (k + o) * p * nb)
+    kept = memory.empty_on(xp, (k, n * p), x.dtype) if keep_col and nb >= n else None
+    col_size = 0 if kept is not None else k * p * nb   # the scratch holds the column matrix unless kept
+    scratch = _scratch(xp, x.dtype, col_size + o * p * nb)
     for n0 in range(0, n, nb):
         bsz = min(nb, n - n0)
-        col = im2col(x[n0:n0 + bsz], ks, g["s"], g["pad"], out=scratch[:k * bsz * p].reshape(k, bsz * p))
-        ybuf = scratch[k * nb * p:k * nb * p + o * bsz * p].reshape(o, bsz * p)
-        for gi in range(groups):
-            xp.matmul(wg[gi], col[gi * kg:(gi + 1) * kg], out=ybuf[gi * og:(gi + 1) * og])
+        colbuf = kept if kept is not None else scratch[:k * bsz * p].reshape(k, bsz * p)
+        col = im2col(x[n0:n0 + bsz], ks, g["s"], g["pad"], out=colbuf)
+        ybuf = scratch[col_size:col_size + o * bsz * p].reshape(o, bsz * p)
+        _grouped_matmul(xp, wg, col.reshape(groups, kg, bsz * p), ybuf.reshape(groups, og, bsz * p))
         unpack_output(ybuf, b, y[n0:n0 + bsz])
-    return y
+    return (y, kept) if keep_col else y
 
 
 def bias_grad(dy):
@@ -435,8 +452,12 @@ def weight_grad(x, w, dy, stride=1, padding=0, groups=1):
     return conv2d_backward(x, w, dy, stride, padding, groups, need_dx=False, need_db=False)[1]
 
 
-def conv2d_backward(x, w, dy, stride=1, padding=0, groups=1, need_dx=True, need_dw=True, need_db=True):
-    """(dx, dw, db) of y = conv2d_forward(x, w, b, ...) given dy = dL/dy; None for those not needed."""
+def conv2d_backward(x, w, dy, stride=1, padding=0, groups=1, need_dx=True, need_dw=True, need_db=True, col=None):
+    """(dx, dw, db) of y = conv2d_forward(x, w, b, ...) given dy = dL/dy; None for those not needed.
+
+    col: the forward's column matrix of the whole batch (conv2d_forward's keep_col), used for dw
+    instead of a second im2col; it is consumed: overwritten by the column gradient of dx.
+    """
     xp = backend.get_array_module(x)
     x, w, dy = xp.ascontiguousarray(x), xp.ascontiguousarray(w), xp.ascontiguousarray(dy)
     g = _geometry(x.shape, w.shape, stride, padding, groups)
@@ -445,30 +466,34 @@ def conv2d_backward(x, w, dy, stride=1, padding=0, groups=1, need_dx=True, need_
     if dy.shape != (n, o, g["oh"], g["ow"]):  # the kernels below index by these sizes without checks
         raise ValueError(f"conv2d_backward: dy has shape {tuple(dy.shape)}, expected {(n, o, g['oh'], g['ow'])} "
                          f"for input {tuple(x.shape)} and weight {tuple(w.shape)}")
+    if col is not None and (tuple(col.shape) != (k, n * p) or col.dtype != x.dtype or not col.flags.c_contiguous):
+        raise ValueError(f"conv2d_backward: col must be the forward's C-contiguous {x.dtype} column matrix of "
+                         f"shape {(k, n * p)}, got {col.dtype} {tuple(col.shape)}")
     db = bias_grad(dy) if need_db else None
     if not (need_dx or need_dw):
         return None, None, db
     dx = memory.empty_on(xp, x.shape, x.dtype) if need_dx else None
     dwt = xp.empty((groups, kg, og), dtype=w.dtype) if need_dw else None  # dw transposed, per group
-    wg = w.reshape(groups, og, kg)
-    nb = _chunk_size(n, (k + o) * p * x.itemsize)
-    scratch = _scratch(xp, x.dtype, (k + o) * p * nb)
+    wgt = w.reshape(groups, og, kg).transpose(0, 2, 1)                    # (G, Kg, Og) views of w_g^T
+    nb = n if col is not None else _chunk_size(n, (k + o) * p * x.itemsize)
+    col_size = 0 if col is not None else k * p * nb
+    scratch = _scratch(xp, x.dtype, col_size + o * p * nb)
     for n0 in range(0, n, nb):
         bsz = min(nb, n - n0)
-        dyp = pack_grad(dy[n0:n0 + bsz], scratch[k * nb * p:k * nb * p + o * bsz * p].reshape(o, bsz * p))
-        colbuf = scratch[:k * bsz * p].reshape(k, bsz * p)
+        dyp = pack_grad(dy[n0:n0 + bsz], scratch[col_size:col_size + o * bsz * p].reshape(o, bsz * p))
+        dyg = dyp.reshape(groups, og, bsz * p)
+        colbuf = col if col is not None else scratch[:k * bsz * p].reshape(k, bsz * p)
         if need_dw:  # dw_g^T += col_g @ dy_g^T: (Kg, B*P) @ (B*P, Og); OpenBLAS is several times
             # slower on the equivalent dy_g @ col_g^T when B*P (the summed dim) is long and Og, Kg short
-            col = im2col(x[n0:n0 + bsz], ks, g["s"], g["pad"], out=colbuf)
-            for gi in range(groups):
-                rows, cols = col[gi * kg:(gi + 1) * kg], dyp[gi * og:(gi + 1) * og].T
-                if n0 == 0:
-                    xp.matmul(rows, cols, out=dwt[gi])
-                else:
-                    dwt[gi] += rows @ cols
+            if col is None:
+                im2col(x[n0:n0 + bsz], ks, g["s"], g["pad"], out=colbuf)
+            rows, cols = colbuf.reshape(groups, kg, bsz * p), dyg.transpose(0, 2, 1)
+            if n0 == 0:
+                _grouped_matmul(xp, rows, cols, dwt)
+            else:
+                dwt += xp.matmul(rows, cols)
         if need_dx:  # dcol_g = w_g^T @ dy_g (reusing the column buffer), then dx = col2im(dcol)
-            for gi in range(groups):
-                xp.matmul(wg[gi].T, dyp[gi * og:(gi + 1) * og], out=colbuf[gi * kg:(gi + 1) * kg])
+            _grouped_matmul(xp, wgt, dyg, colbuf.reshape(groups, kg, bsz * p))
             col2im(colbuf, (bsz,) + x.shape[1:], ks, g["s"], g["pad"], out=dx[n0:n0 + bsz])
     dw = xp.ascontiguousarray(dwt.transpose(0, 2, 1)).reshape(w.shape) if need_dw else None
     return dx, dw, db

@@ -101,78 +101,70 @@ def _max_pool2d_window_general(plane, h0, w0, kh, kw):
 
 
 @njit(cache=True, inline="always")
-def _max_pool2d_row_inside(plane, h0, w0, sw, kh, kw, yrow, irow):
-    """One output row's windows that lie inside the plane (no NaN), the first at column w0 >= 0:
-    yrow/irow are the row's outputs and flat indices, sliced to those windows.  The
-    taps are visited in row-major window order, each compared with every output at once in a
-    loop over j that vectorises (strict '>', so ties keep the first): irow holds the winning
-    tap's number r*kw + t until the end, and every index is provably >= 0, so Numba emits no
-    negative-index wraparound (either would keep the loop scalar, 5-8x slower)."""
-    W = plane.shape[1]
-    first = plane[h0, w0:]
-    for j in range(yrow.shape[0]):
-        yrow[j] = first[j * sw]
-        irow[j] = 0
+def _max_pool2d_window_inside(xf, base, W, kh, kw):
+    """(max, tap number r*kw + t) of a window inside the plane (no NaN) whose top-left element
+    is xf[base], xf the plane flattened: taps in row-major window order, strict '>' (ties keep
+    the first).  Scalar on purpose: AlexNet's pooled rows are 6-27 outputs long, too short for a
+    loop over a row's outputs to pay for its per-tap slices; called with literal kh, kw, it unrolls."""
+    best = xf[base]
+    k = 0
     for r in range(kh):
         for t in range(kw):
-            if r == 0 and t == 0:
-                continue
-            k = np.int32(r * kw + t)
-            row = plane[h0 + r, w0 + t:]
-            for j in range(yrow.shape[0]):
-                v = row[j * sw]
-                better = v > yrow[j]
-                irow[j] = k if better else irow[j]
-                yrow[j] = v if better else yrow[j]
-    for j in range(yrow.shape[0]):        # tap number -> flat index in the plane
-        k = irow[j]
-        irow[j] = (h0 + k // kw) * W + w0 + j * sw + k % kw
+            v = xf[base + r * W + t]
+            if v > best:
+                best = v
+                k = r * kw + t
+    return best, k
 
 
 @njit(parallel=True, cache=True)
 def _max_pool2d_forward_nb(x, kh, kw, sh, sw, ph, pw, y, idx):
-    N, C, H, W = x.shape
-    Ho, Wo = y.shape[2:]
-    for p in prange(N * C):
-        n, c = p // C, p % C
-        plane, yp, ip = x[n, c], y[n, c], idx[n, c]
+    """x (N*C, H, W) -> y, idx (N*C, Ho, Wo): one plane per task, outputs written row by row."""
+    NC, H, W = x.shape
+    Ho, Wo = y.shape[1:]
+    j0 = (pw + sw - 1) // sw                       # outputs j0..j1-1 have windows inside horizontally
+    j1 = max(j0, min(Wo, (W + pw - kw) // sw + 1))
+    for p in prange(NC):
+        plane, yp, ip = x[p], y[p], idx[p]
+        xf = plane.reshape(H * W)
         has_nan = False
-        for h in range(H):
-            for w in range(W):
-                has_nan |= plane[h, w] != plane[h, w]
-        j0 = (pw + sw - 1) // sw                   # outputs j0..j1-1 have windows inside horizontally
-        j1 = max(j0, min(Wo, (W + pw - kw) // sw + 1))
+        for q in range(H * W):
+            has_nan |= xf[q] != xf[q]
         for i in range(Ho):
             h0 = i * sh - ph
+            yrow, irow = yp[i], ip[i]
             if h0 >= 0 and h0 + kh <= H and not has_nan:
-                w0 = j0 * sw - pw
-                yrow, irow = yp[i, j0:j1], ip[i, j0:j1]
-                if kh == 3 and kw == 3 and sw == 2:        # AlexNet's pooling: literal sizes, so that
-                    _max_pool2d_row_inside(plane, h0, w0, 2, 3, 3, yrow, irow)  # the loops unroll
-                elif kh == 2 and kw == 2 and sw == 2:
-                    _max_pool2d_row_inside(plane, h0, w0, 2, 2, 2, yrow, irow)
-                else:
-                    _max_pool2d_row_inside(plane, h0, w0, sw, kh, kw, yrow, irow)
-                for j in range(0, j0):             # windows on the left or right padding
-                    yp[i, j], ip[i, j] = _max_pool2d_window_general(plane, h0, j * sw - pw, kh, kw)
+                for j in range(j0, j1):
+                    w0 = j * sw - pw
+                    if kh == 3 and kw == 3:            # AlexNet's pooling: literal sizes unroll the taps
+                        best, k = _max_pool2d_window_inside(xf, h0 * W + w0, W, 3, 3)
+                        irow[j] = (h0 + k // 3) * W + w0 + k % 3
+                    elif kh == 2 and kw == 2:
+                        best, k = _max_pool2d_window_inside(xf, h0 * W + w0, W, 2, 2)
+                        irow[j] = (h0 + k // 2) * W + w0 + k % 2
+                    else:
+                        best, k = _max_pool2d_window_inside(xf, h0 * W + w0, W, kh, kw)
+                        irow[j] = (h0 + k // kw) * W + w0 + k % kw
+                    yrow[j] = best
+                for j in range(0, j0):                 # windows on the left or right padding
+                    yrow[j], irow[j] = _max_pool2d_window_general(plane, h0, j * sw - pw, kh, kw)
                 for j in range(j1, Wo):
-                    yp[i, j], ip[i, j] = _max_pool2d_window_general(plane, h0, j * sw - pw, kh, kw)
-            else:                                  # on the top or bottom padding, or a NaN in the plane
+                    yrow[j], irow[j] = _max_pool2d_window_general(plane, h0, j * sw - pw, kh, kw)
+            else:                                      # on the top or bottom padding, or a NaN in the plane
                 for j in range(Wo):
-                    yp[i, j], ip[i, j] = _max_pool2d_window_general(plane, h0, j * sw - pw, kh, kw)
+                    yrow[j], irow[j] = _max_pool2d_window_general(plane, h0, j * sw - pw, kh, kw)
 
 
 @njit(parallel=True, cache=True)
 def _max_pool2d_backward_nb(g, idx, gx):
-    """gx (N, C, H*W): each output's gradient added at its argmax."""
-    N, C, Ho, Wo = g.shape
-    for p in prange(N * C):
-        n, c = p // C, p % C
-        out, gp, ip = gx[n, c], g[n, c], idx[n, c]
+    """gx (N*C, H*W): each output's gradient (g, idx flattened to (N*C, Ho*Wo)) added at its
+    argmax, in output order; one plane per task, so no two tasks write the same element."""
+    NC, P = g.shape
+    for p in prange(NC):
+        out, gp, ip = gx[p], g[p], idx[p]
         out[:] = 0
-        for i in range(Ho):
-            for j in range(Wo):
-                out[ip[i, j]] += gp[i, j]
+        for q in range(P):
+            out[ip[q]] += gp[q]
 
 
 def max_pool2d_forward_numba(x, kernel_size, stride, padding):
@@ -180,14 +172,17 @@ def max_pool2d_forward_numba(x, kernel_size, stride, padding):
     N, C, H, W = x.shape
     out_shape = (N, C, output_size(H, kh, sh, ph), output_size(W, kw, sw, pw))
     y, idx = memory.empty(out_shape, x.dtype), memory.empty(out_shape, np.int32)
-    _max_pool2d_forward_nb(np.ascontiguousarray(x), kh, kw, sh, sw, ph, pw, y, idx)
+    planes = (N * C,) + out_shape[2:]
+    _max_pool2d_forward_nb(np.ascontiguousarray(x).reshape(N * C, H, W), kh, kw, sh, sw, ph, pw,
+                           y.reshape(planes), idx.reshape(planes))
     return y, idx
 
 
 def max_pool2d_backward_numba(g, idx, input_hw, kernel_size, stride, padding):
     N, C = g.shape[:2]
     gx = memory.empty((N, C) + tuple(input_hw), g.dtype)
-    _max_pool2d_backward_nb(np.ascontiguousarray(g), np.ascontiguousarray(idx), gx.reshape(N, C, -1))
+    _max_pool2d_backward_nb(np.ascontiguousarray(g).reshape(N * C, -1), np.ascontiguousarray(idx).reshape(N * C, -1),
+                            gx.reshape(N * C, -1))
     return gx
 
 

@@ -1,15 +1,19 @@
 """Conv2d as a Function: the kernels of minidl/kernels/conv.py (im2col + GEMM), winograd.py and
 fft_conv.py behind autograd; minidl.backends.conv picks the algorithm of each call.
 
-forward saves x and w (not the column matrix or the transformed tiles: backward rebuilds them
-chunk by chunk, so the memory held between forward and backward is only the inputs themselves).
-backward uses the algorithm its forward used.  Derivations: docs/kernels/conv.md, winograd.md, fft.md.
+forward saves x and w, and no transformed tiles (backward rebuilds them chunk by chunk).  One
+exception: an im2col forward that will need a weight gradient (grad mode on, w requiring grad)
+and handles the whole batch in one chunk under the workspace cap also keeps its column matrix,
+which backward uses for dw instead of a second im2col, then overwrites with dx's column gradient
+and drops.  backward uses the algorithm its forward used.
+Derivations: docs/kernels/conv.md, winograd.md, fft.md.
 """
 from __future__ import annotations
 
 from .. import backend
 from ..backends import conv as settings
 from ..function import Function
+from ..grad_mode import is_grad_enabled
 from ..kernels import conv as kernels
 from ..kernels import fft_conv, winograd
 
@@ -23,11 +27,12 @@ def conv2d_forward(name, x, w, b, stride, padding, groups):
     return winograd.conv2d_forward(x, w, b, padding, groups, settings.TILE[name])
 
 
-def conv2d_backward(name, x, w, g, stride, padding, groups, need_dx, need_dw, need_db):
-    """(dx, dw, db) by algorithm ``name``; the weight gradient by im2col when settings.weight_grad says so."""
+def conv2d_backward(name, x, w, g, stride, padding, groups, need_dx, need_dw, need_db, col=None):
+    """(dx, dw, db) by algorithm ``name``; the weight gradient by im2col when settings.weight_grad says so.
+    col: im2col's forward column matrix (consumed), or None."""
     if name == "im2col":
         return kernels.conv2d_backward(x, w, g, stride, padding, groups, need_dx=need_dx, need_dw=need_dw,
-                                       need_db=need_db)
+                                       need_db=need_db, col=col)
     wg = settings.weight_grad
     if wg not in ("same", "im2col"):
         raise ValueError(f"minidl.backends.conv.weight_grad must be 'same' or 'im2col', got {wg!r}")
@@ -46,6 +51,10 @@ class Conv2dFunction(Function):
         device = "gpu" if backend.is_gpu_array(x) else "cpu"
         self.algorithm = settings.select(x.shape, w.shape, stride, padding, groups, x.dtype, device,
                                          trial=lambda name: self._trial(name, b))
+        self.col = None
+        if self.algorithm == "im2col" and is_grad_enabled() and self.needs_input_grad[1]:
+            y, self.col = kernels.conv2d_forward(x, w, b, stride, padding, groups, keep_col=True)
+            return y
         return conv2d_forward(self.algorithm, x, w, b, stride, padding, groups)
 
     def _trial(self, name, b):
@@ -57,6 +66,7 @@ class Conv2dFunction(Function):
 
     def backward(self, g):
         need = self.needs_input_grad
+        col, self.col = self.col, None   # consumed: a second backward (retain_graph) runs im2col again
         dx, dw, db = conv2d_backward(self.algorithm, self.x, self.w, g, self.stride, self.padding, self.groups,
-                                     need[0], need[1], self.has_bias and need[2])
+                                     need[0], need[1], self.has_bias and need[2], col=col)
         return (dx, dw, db) if self.has_bias else (dx, dw)
