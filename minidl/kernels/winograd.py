@@ -192,61 +192,104 @@ def _pad_to(x, ph, pw, hh, ww):
     return out
 
 
-# ======================================================================= gather / scatter: Numba (CPU)
-# The 2-D transforms are Kronecker products: vec(L D L^T) = (L (x) L) vec(D).  So each transform
-# is a gather of the patches into a (q*q, C, T) matrix followed by ONE GEMM with the small
-# (alpha^2 x q^2) matrix kron(L, L); BLAS does that far faster than per-tile loops would.
+# ======================================================================= fused transforms: Numba (CPU)
+# Each 2-D transform L D L^T is applied straight from (and to) the NCHW arrays, one pass over
+# memory: no gathered-patch buffer, and only the nonzero entries of the small matrices are used
+# (B^T of F(2, 3) is 0 and +-1: its transform is adds, where a dense kron(B^T, B^T) GEMM would do
+# alpha^2 multiply-adds per element).  Both kernels work one row of tiles at a time and apply the
+# column factor to whole rows first, so the rows that neighbouring tiles share are transformed once.
 @njit(parallel=True, cache=True)
-def _gather_nb(x, q, step, oh0, ow0, th, tw, out):
-    """out[i*q + j, c, (n*th + ty)*tw + tx] = xz[n, c, ty*step + i - oh0, tx*step + j - ow0]
+def _transform_in_nb(x, lt, step, oh0, ow0, th, tw, out):
+    """out[a*alpha + b, c, (n*th + ty)*tw + tx] = sum_ij lt[a, i] lt[b, j] xz[n, c, ty*step + i - oh0, tx*step + j - ow0]
 
-    x (N, C, H, W); xz is x with zeros outside it; out (q*q, C, N*th*tw)."""
+    x (N, C, H, W); xz is x with zeros outside it (padding, tiles past the edge); lt (alpha, q), the
+    transform's left factor (B^T, or G' for the weight gradient's dy tiles); out (alpha^2, C, N*th*tw),
+    the layout of the channel GEMMs.  One task per (image, channel)."""
     n_n, c_n, h, w = x.shape
+    alpha, q = lt.shape
+    wz = (tw - 1) * step + q                                   # columns the tiles of one row span
+    j0, j1 = max(0, ow0), min(wz, w + ow0)                     # of those, the ones inside x
     for task in prange(n_n * c_n):
         n = task // c_n
         c = task % c_n
-        for i in range(q):
-            for j in range(q):
-                dst = out[i * q + j, c]
-                for ty in range(th):
-                    hh = ty * step + i - oh0
-                    base = (n * th + ty) * tw
-                    for tx in range(tw):
-                        ww = tx * step + j - ow0
-                        dst[base + tx] = x[n, c, hh, ww] if 0 <= hh < h and 0 <= ww < w else 0.0
+        rows = np.zeros((q, wz), out.dtype)                    # the q input rows of a tile row
+        e = np.empty((alpha, wz), out.dtype)                   # lt @ rows
+        for ty in range(th):
+            for i in range(q):
+                hh = ty * step + i - oh0
+                if 0 <= hh < h and j1 > j0:
+                    rows[i, j0:j1] = x[n, c, hh, j0 - ow0:j1 - ow0]
+                else:
+                    rows[i, j0:j1] = 0.0                       # columns outside x stay zero
+            for a in range(alpha):
+                e[a, :] = 0.0
+                for i in range(q):
+                    f = lt[a, i]
+                    if f != 0.0:
+                        for jj in range(wz):
+                            e[a, jj] += f * rows[i, jj]
+            base = (n * th + ty) * tw
+            for a in range(alpha):
+                for b in range(alpha):
+                    dst = out[a * alpha + b, c, base:base + tw]
+                    dst[:] = 0.0
+                    for j in range(q):
+                        f = lt[b, j]
+                        if f != 0.0:
+                            for tx in range(tw):
+                                dst[tx] += f * e[a, tx * step + j]
 
 
 @njit(parallel=True, cache=True)
-def _scatter_nb(yt, m, th, tw, bias, has_bias, y):
-    """y[n, o, ty*m + i, tx*m + j] = yt[i*m + j, o, (n*th + ty)*tw + tx] (+ bias[o]), cropped to y.
+def _transform_out_nb(mt, at, th, tw, bias, y):
+    """y[n, o, ty*m + i, tx*m + j] = sum_ab at[i, a] at[j, b] mt[a*alpha + b, o, (n*th + ty)*tw + tx] + bias[o]
 
-    yt (m*m, O, N*th*tw); y (N, O, OH, OW)."""
+    cropped to y (N, O, OH, OW); mt (alpha^2, O, N*th*tw), the GEMMs' output; at (m, alpha) = A^T;
+    bias (O,).  One task per (image, output channel)."""
     n_n, o_n, oh, ow = y.shape
+    m, alpha = at.shape
     for task in prange(n_n * o_n):
         n = task // o_n
         o = task % o_n
-        bo = bias[o] if has_bias else 0.0
-        for hh in range(oh):
-            ty, i = hh // m, hh % m
-            for ww in range(ow):
-                y[n, o, hh, ww] = yt[i * m + ww % m, o, (n * th + ty) * tw + ww // m] + bo
+        p = np.empty((alpha, tw * m), y.dtype)                 # M A of the tiles of a row, side by side
+        row = np.empty(tw * m, y.dtype)
+        for ty in range(th):
+            base = (n * th + ty) * tw
+            for a in range(alpha):
+                p[a, :] = 0.0
+                for b in range(alpha):
+                    src = mt[a * alpha + b, o, base:base + tw]
+                    for j in range(m):
+                        f = at[j, b]
+                        if f != 0.0:
+                            for tx in range(tw):
+                                p[a, tx * m + j] += f * src[tx]
+            for i in range(min(m, oh - ty * m)):
+                row[:] = bias[o]
+                for a in range(alpha):
+                    f = at[i, a]
+                    if f != 0.0:
+                        for jj in range(tw * m):
+                            row[jj] += f * p[a, jj]
+                y[n, o, ty * m + i, :] = row[:ow]
 
 
-def _gather_numba(x, q, step, off, th, tw, out):
-    _gather_nb(np.ascontiguousarray(x), q, step, off[0], off[1], th, tw, out)
-    return out
+def _transform_in_numba(x, lt, step, off, th, tw, out, work=None):
+    _transform_in_nb(x, lt.astype(x.dtype), step, off[0], off[1], th, tw, out)
 
 
-def _scatter_numba(yt, m, th, tw, bias, y):
-    has_bias = bias is not None
-    bias = np.ascontiguousarray(bias, yt.dtype) if has_bias else np.zeros(1, yt.dtype)
-    _scatter_nb(yt, m, th, tw, bias, has_bias, y)
-    return y
+def _transform_out_numba(mt, at, th, tw, bias, y, work=None):
+    bias = np.zeros(y.shape[1], y.dtype) if bias is None else np.ascontiguousarray(bias, y.dtype)
+    _transform_out_nb(mt, at.astype(y.dtype), th, tw, bias, y)
 
 
-# ======================================================================= gather / scatter: array-generic (NumPy / CuPy)
+# ======================================================================= gather + Kronecker GEMM: array-generic (NumPy / CuPy)
+# vec(L D L^T) = (L (x) L) vec(D): a gather lays the patches out as a (q*q, C, T) matrix, and ONE
+# GEMM with the small matrix kron(L, L) transforms them all; a scatter puts output tiles back.
+# Memory-heavier than the fused Numba kernels, but only whole-array operations (for CuPy).
 def _gather_xp(x, q, step, off, th, tw, out):
-    """As _gather_nb for NumPy or CuPy arrays: one strided slice copy per patch offset (i, j)."""
+    """out[i*q + j, c, (n*th + ty)*tw + tx] = xz[n, c, ty*step + i - off[0], tx*step + j - off[1]]
+    (xz: x with zeros outside it), one strided slice copy per patch offset (i, j)."""
     xp = backend.get_array_module(x)
     n_n, c_n = x.shape[:2]
     hh, ww = (th - 1) * step + q, (tw - 1) * step + q
@@ -263,7 +306,7 @@ def _gather_xp(x, q, step, off, th, tw, out):
 
 
 def _scatter_xp(yt, m, th, tw, bias, y):
-    """As _scatter_nb for NumPy or CuPy arrays."""
+    """y[n, o, ty*m + i, tx*m + j] = yt[i*m + j, o, (n*th + ty)*tw + tx] (+ bias[o]), cropped to y."""
     n_n, o_n, oh, ow = y.shape
     full = yt.reshape(m, m, o_n, n_n, th, tw).transpose(3, 2, 4, 0, 5, 1).reshape(n_n, o_n, th * m, tw * m)
     y[...] = full[:, :, :oh, :ow]
@@ -272,59 +315,79 @@ def _scatter_xp(yt, m, th, tw, bias, y):
     return y
 
 
+def _transform_in_xp(x, lt, step, off, th, tw, out, work):
+    """As _transform_in_nb: gather into ``work`` (q^2 C T elements), then one GEMM with kron(lt, lt)."""
+    xp = backend.get_array_module(x)
+    q, c_n, t = lt.shape[1], out.shape[1], out.shape[2]
+    d = _gather_xp(x, q, step, off, th, tw, work[:q * q * c_n * t].reshape(q * q, c_n, t))
+    xp.matmul(_kron(xp, lt, x.dtype), d.reshape(q * q, c_n * t), out=out.reshape(-1, c_n * t))
+
+
+def _transform_out_xp(mt, at, th, tw, bias, y, work):
+    """As _transform_out_nb: one GEMM with kron(A^T, A^T) into ``work`` (m^2 O T elements), then a scatter."""
+    xp = backend.get_array_module(mt)
+    m, (alpha2, o_n, t) = at.shape[0], mt.shape
+    yt = work[:m * m * o_n * t].reshape(m * m, o_n * t)
+    xp.matmul(_kron(xp, at, mt.dtype), mt.reshape(alpha2, o_n * t), out=yt)
+    _scatter_xp(yt.reshape(m * m, o_n, t), m, th, tw, bias, y)
+
+
 # ======================================================================= the drivers (shared by numba and xp)
+# version -> (input transform, output transform, whether they need the gather/scatter scratch)
+_STAGES = {"numba": (_transform_in_numba, _transform_out_numba, False),
+           "xp": (_transform_in_xp, _transform_out_xp, True)}
+
+
 def _kron(xp, mat, dtype):
     return xp.asarray(np.kron(mat, mat), dtype=dtype)
 
 
-def _forward(x, w, b, padding, groups, m, gather, scatter):
+def _forward(x, w, b, padding, groups, m, version):
     xp = backend.get_array_module(x)
+    transform_in, transform_out, gathers = _STAGES[version]
     n, c, o, r, oh, ow, th, tw = _geometry(x.shape, w.shape, padding, m)
-    at, g, bt = matrices(m, r)
+    at, g, bt = matrices(m, r)                              # float64 NumPy; each stage casts
     alpha2, cg, og, tpi = (m + r - 1) ** 2, c // groups, o // groups, th * tw
-    # filter transform, U[ab, o, c'] = (kron(G, G) vec(w[o, c']))[ab]: (alpha^2, G, Og, Cg)
+    # filter transform (once per call, not per tile), U[ab, o, c'] = (kron(G, G) vec(w[o, c']))[ab]
     u = (_kron(xp, g, x.dtype) @ w.reshape(o * cg, r * r).T).reshape(alpha2, groups, og, cg)
-    kbt, kat = _kron(xp, bt, x.dtype), _kron(xp, at, x.dtype)
     y = memory.empty_on(xp, (n, o, oh, ow), x.dtype)
-    per_image = (2 * alpha2 * c + alpha2 * o + m * m * o) * tpi          # D, V, M, Y tiles
+    work = max(alpha2 * c, m * m * o) if gathers else 0                  # gathered patches / output tiles
+    per_image = (alpha2 * c + alpha2 * o + work) * tpi                   # V, M, work
     nb = _conv._chunk_size(n, per_image * x.itemsize)
     scratch = _conv._scratch(xp, x.dtype, per_image * nb)
     for n0 in range(0, n, nb):
         bsz = min(nb, n - n0)
         t = bsz * tpi
-        d, v, mbuf, yt = _split(scratch, ((alpha2, c * t), (alpha2, c * t), (alpha2, groups, og, t), (m * m, o * t)))
-        gather(x[n0:n0 + bsz], m + r - 1, m, padding, th, tw, d.reshape(alpha2, c, t))
-        xp.matmul(kbt, d, out=v)                                               # V = B^T d B, every patch
+        v, mbuf, wk = _split(scratch, ((alpha2, c, t), (alpha2, groups, og, t), (work * bsz * tpi,)))
+        transform_in(x[n0:n0 + bsz], bt, m, padding, th, tw, v, wk)           # V = B^T d B, every patch
         xp.matmul(u, v.reshape(alpha2, groups, cg, t), out=mbuf)              # the alpha^2 * G GEMMs
-        xp.matmul(kat, mbuf.reshape(alpha2, o * t), out=yt)                    # Y = A^T M A, every tile
-        scatter(yt.reshape(m * m, o, t), m, th, tw, b, y[n0:n0 + bsz])
+        transform_out(mbuf.reshape(alpha2, o, t), at, th, tw, b, y[n0:n0 + bsz], wk)  # y = A^T M A
     return y
 
 
-def _weight_grad(x, dy, w_shape, padding, groups, m, gather):
+def _weight_grad(x, dy, w_shape, padding, groups, m, version):
     xp = backend.get_array_module(x)
+    transform_in, _, gathers = _STAGES[version]
     n, c, o, r, oh, ow, th, tw = _geometry(x.shape, w_shape, padding, m)
     if tuple(dy.shape) != (n, o, oh, ow):
         raise ValueError(f"winograd weight gradient: dy has shape {tuple(dy.shape)}, expected {(n, o, oh, ow)}")
     at, g, bt = matrices(r, m)                                                 # F(r, m)
     alpha, cg, og, tpi = m + r - 1, c // groups, o // groups, th * tw
     alpha2 = alpha * alpha
-    kbt, kg = _kron(xp, bt, x.dtype), _kron(xp, g, x.dtype)
     mw = xp.zeros((alpha2, groups, cg, og), x.dtype)
-    per_image = (2 * alpha2 * c + m * m * o + alpha2 * o) * tpi               # d, V, dy tiles, their transform
+    work = max(alpha2 * c, m * m * o) if gathers else 0                  # gathered patches / dy tiles
+    per_image = (alpha2 * c + alpha2 * o + work) * tpi                   # V, dy tiles' transform, work
     nb = _conv._chunk_size(n, per_image * x.itemsize)
     scratch = _conv._scratch(xp, x.dtype, per_image * nb)
     for n0 in range(0, n, nb):
         bsz = min(nb, n - n0)
         t = bsz * tpi
-        d, v, e, f = _split(scratch, ((alpha2, c * t), (alpha2, c * t), (m * m, o * t), (alpha2, o * t)))
-        gather(x[n0:n0 + bsz], alpha, m, padding, th, tw, d.reshape(alpha2, c, t))
-        xp.matmul(kbt, d, out=v)                                               # B'^T d B'
-        gather(dy[n0:n0 + bsz], m, m, (0, 0), th, tw, e.reshape(m * m, o, t))
-        xp.matmul(kg, e, out=f)                                                # G' dy_t G'^T
+        v, f, wk = _split(scratch, ((alpha2, c, t), (alpha2, o, t), (work * bsz * tpi,)))
+        transform_in(x[n0:n0 + bsz], bt, m, padding, th, tw, v, wk)           # B'^T d B'
+        transform_in(dy[n0:n0 + bsz], g, m, (0, 0), th, tw, f, wk)            # G' dy_t G'^T
         # (Cg, T) @ (T, Og): the long summed dimension T last in both operands' memory, as im2col's dw
         mw += xp.matmul(v.reshape(alpha2, groups, cg, t), f.reshape(alpha2, groups, og, t).transpose(0, 1, 3, 2))
-    # dw[o, c'] = A'^T Mw A' for every (o, c'): kron(A', A') (r^2 x alpha^2) @ Mw
+    # dw[o, c'] = A'^T Mw A' for every (o, c') (once per call): kron(A', A') (r^2 x alpha^2) @ Mw
     dw = _kron(xp, at, x.dtype) @ mw.transpose(0, 1, 3, 2).reshape(alpha2, o * cg)
     return xp.ascontiguousarray(dw.T).reshape(o, cg, r, r)
 
@@ -340,23 +403,23 @@ def _split(flat, shapes):
 
 
 def conv2d_forward_numba(x, w, b=None, padding=(0, 0), groups=1, m=2):
-    """As conv2d_forward_reference: Numba gather and scatter around BLAS GEMMs."""
-    return _forward(x, w, b, padding, groups, m, _gather_numba, _scatter_numba)
+    """As conv2d_forward_reference: fused Numba transforms around BLAS GEMMs."""
+    return _forward(x, w, b, padding, groups, m, "numba")
 
 
 def conv2d_forward_xp(x, w, b=None, padding=(0, 0), groups=1, m=2):
     """As conv2d_forward_reference, for NumPy or CuPy arrays."""
-    return _forward(x, w, b, padding, groups, m, _gather_xp, _scatter_xp)
+    return _forward(x, w, b, padding, groups, m, "xp")
 
 
 def conv2d_weight_grad_numba(x, dy, w_shape, padding=(0, 0), groups=1, m=2):
-    """As conv2d_weight_grad_reference: Numba gathers around BLAS GEMMs."""
-    return _weight_grad(x, dy, w_shape, padding, groups, m, _gather_numba)
+    """As conv2d_weight_grad_reference: fused Numba transforms around BLAS GEMMs."""
+    return _weight_grad(x, dy, w_shape, padding, groups, m, "numba")
 
 
 def conv2d_weight_grad_xp(x, dy, w_shape, padding=(0, 0), groups=1, m=2):
     """As conv2d_weight_grad_reference, for NumPy or CuPy arrays."""
-    return _weight_grad(x, dy, w_shape, padding, groups, m, _gather_xp)
+    return _weight_grad(x, dy, w_shape, padding, groups, m, "xp")
 
 
 # ======================================================================= dispatchers
