@@ -198,46 +198,56 @@ def _pad_to(x, ph, pw, hh, ww):
 # (B^T of F(2, 3) is 0 and +-1: its transform is adds, where a dense kron(B^T, B^T) GEMM would do
 # alpha^2 multiply-adds per element).  Both kernels work one row of tiles at a time and apply the
 # column factor to whole rows first, so the rows that neighbouring tiles share are transformed once.
+@njit(cache=True)
+def _padded_plane(x, n, c, oh0, ow0, hp, wp):
+    """z (hp, wp): z[i, j] = x[n, c, i - oh0, j - ow0], zero outside x."""
+    h, w = x.shape[2], x.shape[3]
+    z = np.zeros((hp, wp), x.dtype)
+    i0, i1, j0, j1 = max(0, oh0), min(hp, h + oh0), max(0, ow0), min(wp, w + ow0)
+    if i1 > i0 and j1 > j0:
+        z[i0:i1, j0:j1] = x[n, c, i0 - oh0:i1 - oh0, j0 - ow0:j1 - ow0]
+    return z
+
+
 @njit(parallel=True, cache=True)
 def _transform_in_nb(x, lt, step, oh0, ow0, th, tw, out):
     """out[a*alpha + b, c, (n*th + ty)*tw + tx] = sum_ij lt[a, i] lt[b, j] xz[n, c, ty*step + i - oh0, tx*step + j - ow0]
 
     x (N, C, H, W); xz is x with zeros outside it (padding, tiles past the edge); lt (alpha, q), the
     transform's left factor (B^T, or G' for the weight gradient's dy tiles); out (alpha^2, C, N*th*tw),
-    the layout of the channel GEMMs.  One task per (image, channel)."""
-    n_n, c_n, h, w = x.shape
+    the layout of the channel GEMMs.  One task per (image, channel); every inner loop runs over
+    that task's tiles (contiguous, so it vectorises), the loops over lt's entries outside it."""
+    n_n, c_n = x.shape[0], x.shape[1]
     alpha, q = lt.shape
-    wz = (tw - 1) * step + q                                   # columns the tiles of one row span
-    j0, j1 = max(0, ow0), min(wz, w + ow0)                     # of those, the ones inside x
+    tpi = th * tw
     for task in prange(n_n * c_n):
         n = task // c_n
         c = task % c_n
-        rows = np.zeros((q, wz), out.dtype)                    # the q input rows of a tile row
-        e = np.empty((alpha, wz), out.dtype)                   # lt @ rows
-        for ty in range(th):
+        z = _padded_plane(x, n, c, oh0, ow0, (th - 1) * step + q, (tw - 1) * step + q)
+        d = np.empty((q * q, tpi), out.dtype)                   # d[i*q + j, t]: the patches
+        for i in range(q):
+            for j in range(q):
+                for ty in range(th):
+                    for tx in range(tw):
+                        d[i * q + j, ty * tw + tx] = z[ty * step + i, tx * step + j]
+        e = np.zeros((alpha * q, tpi), out.dtype)              # e[a*q + j] = sum_i lt[a, i] d[i*q + j]
+        for a in range(alpha):
             for i in range(q):
-                hh = ty * step + i - oh0
-                if 0 <= hh < h and j1 > j0:
-                    rows[i, j0:j1] = x[n, c, hh, j0 - ow0:j1 - ow0]
-                else:
-                    rows[i, j0:j1] = 0.0                       # columns outside x stay zero
-            for a in range(alpha):
-                e[a, :] = 0.0
-                for i in range(q):
-                    f = lt[a, i]
-                    if f != 0.0:
-                        for jj in range(wz):
-                            e[a, jj] += f * rows[i, jj]
-            base = (n * th + ty) * tw
-            for a in range(alpha):
-                for b in range(alpha):
-                    dst = out[a * alpha + b, c, base:base + tw]
-                    dst[:] = 0.0
+                f = lt[a, i]
+                if f != 0.0:
                     for j in range(q):
-                        f = lt[b, j]
-                        if f != 0.0:
-                            for tx in range(tw):
-                                dst[tx] += f * e[a, tx * step + j]
+                        for t in range(tpi):
+                            e[a * q + j, t] += f * d[i * q + j, t]
+        v = np.zeros((alpha * alpha, tpi), out.dtype)          # v[a*alpha + b] = sum_j lt[b, j] e[a*q + j]
+        for a in range(alpha):
+            for b in range(alpha):
+                for j in range(q):
+                    f = lt[b, j]
+                    if f != 0.0:
+                        for t in range(tpi):
+                            v[a * alpha + b, t] += f * e[a * q + j, t]
+        for ab in range(alpha * alpha):
+            out[ab, c, n * tpi:(n + 1) * tpi] = v[ab]
 
 
 @njit(parallel=True, cache=True)
@@ -245,42 +255,160 @@ def _transform_out_nb(mt, at, th, tw, bias, y):
     """y[n, o, ty*m + i, tx*m + j] = sum_ab at[i, a] at[j, b] mt[a*alpha + b, o, (n*th + ty)*tw + tx] + bias[o]
 
     cropped to y (N, O, OH, OW); mt (alpha^2, O, N*th*tw), the GEMMs' output; at (m, alpha) = A^T;
-    bias (O,).  One task per (image, output channel)."""
+    bias (O,).  One task per (image, output channel), inner loops over its tiles as above."""
     n_n, o_n, oh, ow = y.shape
     m, alpha = at.shape
+    tpi = th * tw
     for task in prange(n_n * o_n):
         n = task // o_n
         o = task % o_n
-        p = np.empty((alpha, tw * m), y.dtype)                 # M A of the tiles of a row, side by side
-        row = np.empty(tw * m, y.dtype)
-        for ty in range(th):
-            base = (n * th + ty) * tw
-            for a in range(alpha):
-                p[a, :] = 0.0
+        mm = np.empty((alpha * alpha, tpi), y.dtype)
+        for ab in range(alpha * alpha):
+            mm[ab] = mt[ab, o, n * tpi:(n + 1) * tpi]
+        p = np.zeros((alpha * m, tpi), y.dtype)               # p[a*m + j] = sum_b at[j, b] mm[a*alpha + b]
+        for a in range(alpha):
+            for j in range(m):
                 for b in range(alpha):
-                    src = mt[a * alpha + b, o, base:base + tw]
-                    for j in range(m):
-                        f = at[j, b]
-                        if f != 0.0:
-                            for tx in range(tw):
-                                p[a, tx * m + j] += f * src[tx]
-            for i in range(min(m, oh - ty * m)):
-                row[:] = bias[o]
+                    f = at[j, b]
+                    if f != 0.0:
+                        for t in range(tpi):
+                            p[a * m + j, t] += f * mm[a * alpha + b, t]
+        yt = np.empty((m * m, tpi), y.dtype)                  # yt[i*m + j] = sum_a at[i, a] p[a*m + j] + bias
+        for i in range(m):
+            for j in range(m):
+                yt[i * m + j] = bias[o]
                 for a in range(alpha):
                     f = at[i, a]
                     if f != 0.0:
-                        for jj in range(tw * m):
-                            row[jj] += f * p[a, jj]
-                y[n, o, ty * m + i, :] = row[:ow]
+                        for t in range(tpi):
+                            yt[i * m + j, t] += f * p[a * m + j, t]
+        for hh in range(oh):
+            for ww in range(ow):
+                y[n, o, hh, ww] = yt[(hh % m) * m + ww % m, (hh // m) * tw + ww // m]
+
+
+# F(2x2, 3x3) written out: its B^T, A^T (and the G' of the weight gradient's F(3x3, 2x2)) are
+# 0, +-1 and +-1/2, so each tile is a handful of adds on scalars held in registers; the generic
+# loops above spend most of their time on loop overhead for so little work per tile.
+# _F23 holds the matrices these kernels hard-code; the dispatch compares, so they cannot drift.
+_F23 = {"bt": matrices(2, 3)[2], "at": matrices(2, 3)[0], "g_dw": matrices(3, 2)[1]}
+
+
+@njit(cache=True, inline="always")
+def _bt23(d0, d1, d2, d3):
+    """B^T d of F(2, 3) for one column (or row) d: B^T = [[-1, 0, 1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, -1, 0, 1]]."""
+    return d2 - d0, d1 + d2, d2 - d1, d3 - d1
+
+
+@njit(cache=True, inline="always")
+def _at23(m0, m1, m2, m3):
+    """A^T m of F(2, 3): A^T = [[1, 1, 1, 0], [0, 1, -1, 1]]."""
+    return m0 + m1 + m2, m1 - m2 + m3
+
+
+@njit(cache=True, inline="always")
+def _g32(a0, a1, half):
+    """G' a of the weight gradient's F(3, 2): G' = [[-1, 0], [1/2, 1/2], [1/2, -1/2], [0, 1]] (half = 1/2 in a's dtype)."""
+    return -a0, half * (a0 + a1), half * (a0 - a1), a1
+
+
+@njit(parallel=True, cache=True)
+def _transform_in_f23_nb(x, oh0, ow0, th, tw, out):
+    """As _transform_in_nb with lt = B^T of F(2, 3) (step 2): out[a*4 + b, c, t] = (B^T d_t B)[a, b]."""
+    n_n, c_n = x.shape[0], x.shape[1]
+    for task in prange(n_n * c_n):
+        n = task // c_n
+        c = task % c_n
+        z = _padded_plane(x, n, c, oh0, ow0, 2 * th + 2, 2 * tw + 2)
+        v16 = np.empty((16, th * tw), out.dtype)  # this task's part of out, written below in 16 runs
+        for ty in range(th):
+            base = ty * tw
+            r = 2 * ty
+            for tx in range(tw):
+                s = 2 * tx   # the columns of B^T d, then its rows times B
+                e0 = _bt23(z[r, s], z[r + 1, s], z[r + 2, s], z[r + 3, s])
+                e1 = _bt23(z[r, s + 1], z[r + 1, s + 1], z[r + 2, s + 1], z[r + 3, s + 1])
+                e2 = _bt23(z[r, s + 2], z[r + 1, s + 2], z[r + 2, s + 2], z[r + 3, s + 2])
+                e3 = _bt23(z[r, s + 3], z[r + 1, s + 3], z[r + 2, s + 3], z[r + 3, s + 3])
+                for a in range(4):
+                    v = _bt23(e0[a], e1[a], e2[a], e3[a])
+                    v16[4 * a, base + tx] = v[0]
+                    v16[4 * a + 1, base + tx] = v[1]
+                    v16[4 * a + 2, base + tx] = v[2]
+                    v16[4 * a + 3, base + tx] = v[3]
+        for ab in range(16):
+            out[ab, c, n * th * tw:(n + 1) * th * tw] = v16[ab]
+
+
+@njit(parallel=True, cache=True)
+def _transform_dy_f32_nb(dy, th, tw, halves, out):
+    """As _transform_in_nb with lt = G' of F(3, 2) (2x2 tiles of dy, step 2): out[a*4 + b, o, t] = (G' dy_t G'^T)[a, b]."""
+    n_n, o_n = dy.shape[0], dy.shape[1]
+    for task in prange(n_n * o_n):
+        n = task // o_n
+        o = task % o_n
+        z = _padded_plane(dy, n, o, 0, 0, 2 * th, 2 * tw)
+        half = halves[0]
+        v16 = np.empty((16, th * tw), out.dtype)
+        for ty in range(th):
+            base = ty * tw
+            r = 2 * ty
+            for tx in range(tw):
+                s = 2 * tx
+                e0 = _g32(z[r, s], z[r + 1, s], half)
+                e1 = _g32(z[r, s + 1], z[r + 1, s + 1], half)
+                for a in range(4):
+                    v = _g32(e0[a], e1[a], half)
+                    v16[4 * a, base + tx] = v[0]
+                    v16[4 * a + 1, base + tx] = v[1]
+                    v16[4 * a + 2, base + tx] = v[2]
+                    v16[4 * a + 3, base + tx] = v[3]
+        for ab in range(16):
+            out[ab, o, n * th * tw:(n + 1) * th * tw] = v16[ab]
+
+
+@njit(parallel=True, cache=True)
+def _transform_out_f23_nb(mt, th, tw, bias, y):
+    """As _transform_out_nb with at = A^T of F(2, 3): y's 2x2 tile t = A^T M_t A + bias[o], cropped."""
+    n_n, o_n, oh, ow = y.shape
+    for task in prange(n_n * o_n):
+        n = task // o_n
+        o = task % o_n
+        bo = bias[o]
+        m16 = np.empty((16, th * tw), mt.dtype)   # this task's part of mt, read in 16 runs
+        for ab in range(16):
+            m16[ab] = mt[ab, o, n * th * tw:(n + 1) * th * tw]
+        for ty in range(th):
+            for tx in range(tw):
+                t = ty * tw + tx    # rows of A^T M per column b, then times A
+                s0 = _at23(m16[0, t], m16[4, t], m16[8, t], m16[12, t])
+                s1 = _at23(m16[1, t], m16[5, t], m16[9, t], m16[13, t])
+                s2 = _at23(m16[2, t], m16[6, t], m16[10, t], m16[14, t])
+                s3 = _at23(m16[3, t], m16[7, t], m16[11, t], m16[15, t])
+                for i in range(2):
+                    hh = 2 * ty + i
+                    yi = _at23(s0[i], s1[i], s2[i], s3[i])
+                    if hh < oh:
+                        y[n, o, hh, 2 * tx] = yi[0] + bo
+                        if 2 * tx + 1 < ow:
+                            y[n, o, hh, 2 * tx + 1] = yi[1] + bo
 
 
 def _transform_in_numba(x, lt, step, off, th, tw, out, work=None):
-    _transform_in_nb(x, lt.astype(x.dtype), step, off[0], off[1], th, tw, out)
+    if lt.shape == (4, 4) and step == 2 and np.array_equal(lt, _F23["bt"]):
+        _transform_in_f23_nb(x, off[0], off[1], th, tw, out)
+    elif lt.shape == (4, 2) and step == 2 and tuple(off) == (0, 0) and np.array_equal(lt, _F23["g_dw"]):
+        _transform_dy_f32_nb(x, th, tw, np.full(1, 0.5, x.dtype), out)
+    else:
+        _transform_in_nb(x, lt.astype(x.dtype), step, off[0], off[1], th, tw, out)
 
 
 def _transform_out_numba(mt, at, th, tw, bias, y, work=None):
     bias = np.zeros(y.shape[1], y.dtype) if bias is None else np.ascontiguousarray(bias, y.dtype)
-    _transform_out_nb(mt, at.astype(y.dtype), th, tw, bias, y)
+    if at.shape == (2, 4) and np.array_equal(at, _F23["at"]):
+        _transform_out_f23_nb(mt, th, tw, bias, y)
+    else:
+        _transform_out_nb(mt, at.astype(y.dtype), th, tw, bias, y)
 
 
 # ======================================================================= gather + Kronecker GEMM: array-generic (NumPy / CuPy)
