@@ -192,12 +192,14 @@ def _pad_to(x, ph, pw, hh, ww):
     return out
 
 
-# ======================================================================= fused transforms: Numba (CPU)
-# Each 2-D transform L D L^T is applied straight from (and to) the NCHW arrays, one pass over
-# memory: no gathered-patch buffer, and only the nonzero entries of the small matrices are used
-# (B^T of F(2, 3) is 0 and +-1: its transform is adds, where a dense kron(B^T, B^T) GEMM would do
-# alpha^2 multiply-adds per element).  Both kernels work one row of tiles at a time and apply the
-# column factor to whole rows first, so the rows that neighbouring tiles share are transformed once.
+# ======================================================================= fused input transforms: Numba (CPU)
+# The input transforms L D L^T (B^T d B of x's patches, G' dy_t G'^T of dy's tiles) read the
+# patches straight from the NCHW array and write V in the GEMMs' layout: one pass over memory, no
+# gathered-patch buffer, and only the nonzero entries of L are used (B^T of F(2, 3) is 0 and +-1:
+# 32 adds per patch, where the dense kron(B^T, B^T) GEMM does 256 multiply-adds).  Each task
+# (image, channel) builds its part of V in a small local buffer and writes it as alpha^2
+# contiguous runs: the alpha^2 rows of V lie C*T elements apart, often a multiple of 4 KiB, and
+# storing to all of them tile by tile thrashed the cache.
 @njit(cache=True)
 def _padded_plane(x, n, c, oh0, ow0, hp, wp):
     """z (hp, wp): z[i, j] = x[n, c, i - oh0, j - ow0], zero outside x."""
@@ -250,43 +252,6 @@ def _transform_in_nb(x, lt, step, oh0, ow0, th, tw, out):
             out[ab, c, n * tpi:(n + 1) * tpi] = v[ab]
 
 
-@njit(parallel=True, cache=True)
-def _transform_out_nb(mt, at, th, tw, bias, y):
-    """y[n, o, ty*m + i, tx*m + j] = sum_ab at[i, a] at[j, b] mt[a*alpha + b, o, (n*th + ty)*tw + tx] + bias[o]
-
-    cropped to y (N, O, OH, OW); mt (alpha^2, O, N*th*tw), the GEMMs' output; at (m, alpha) = A^T;
-    bias (O,).  One task per (image, output channel), inner loops over its tiles as above."""
-    n_n, o_n, oh, ow = y.shape
-    m, alpha = at.shape
-    tpi = th * tw
-    for task in prange(n_n * o_n):
-        n = task // o_n
-        o = task % o_n
-        mm = np.empty((alpha * alpha, tpi), y.dtype)
-        for ab in range(alpha * alpha):
-            mm[ab] = mt[ab, o, n * tpi:(n + 1) * tpi]
-        p = np.zeros((alpha * m, tpi), y.dtype)               # p[a*m + j] = sum_b at[j, b] mm[a*alpha + b]
-        for a in range(alpha):
-            for j in range(m):
-                for b in range(alpha):
-                    f = at[j, b]
-                    if f != 0.0:
-                        for t in range(tpi):
-                            p[a * m + j, t] += f * mm[a * alpha + b, t]
-        yt = np.empty((m * m, tpi), y.dtype)                  # yt[i*m + j] = sum_a at[i, a] p[a*m + j] + bias
-        for i in range(m):
-            for j in range(m):
-                yt[i * m + j] = bias[o]
-                for a in range(alpha):
-                    f = at[i, a]
-                    if f != 0.0:
-                        for t in range(tpi):
-                            yt[i * m + j, t] += f * p[a * m + j, t]
-        for hh in range(oh):
-            for ww in range(ow):
-                y[n, o, hh, ww] = yt[(hh % m) * m + ww % m, (hh // m) * tw + ww // m]
-
-
 # F(2x2, 3x3) written out: its B^T, A^T (and the G' of the weight gradient's F(3x3, 2x2)) are
 # 0, +-1 and +-1/2, so each tile is a handful of adds on scalars held in registers; the generic
 # loops above spend most of their time on loop overhead for so little work per tile.
@@ -298,12 +263,6 @@ _F23 = {"bt": matrices(2, 3)[2], "at": matrices(2, 3)[0], "g_dw": matrices(3, 2)
 def _bt23(d0, d1, d2, d3):
     """B^T d of F(2, 3) for one column (or row) d: B^T = [[-1, 0, 1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, -1, 0, 1]]."""
     return d2 - d0, d1 + d2, d2 - d1, d3 - d1
-
-
-@njit(cache=True, inline="always")
-def _at23(m0, m1, m2, m3):
-    """A^T m of F(2, 3): A^T = [[1, 1, 1, 0], [0, 1, -1, 1]]."""
-    return m0 + m1 + m2, m1 - m2 + m3
 
 
 @njit(cache=True, inline="always")
@@ -368,33 +327,22 @@ def _transform_dy_f32_nb(dy, th, tw, halves, out):
 
 
 @njit(parallel=True, cache=True)
-def _transform_out_f23_nb(mt, th, tw, bias, y):
-    """As _transform_out_nb with at = A^T of F(2, 3): y's 2x2 tile t = A^T M_t A + bias[o], cropped."""
+def _scatter_nb(yt, m, th, tw, bias, y):
+    """y[n, o, ty*m + i, tx*m + j] = yt[i*m + j, o, (n*th + ty)*tw + tx] + bias[o], cropped to y.
+
+    yt (m*m, O, N*th*tw); y (N, O, OH, OW); bias (O,)."""
     n_n, o_n, oh, ow = y.shape
     for task in prange(n_n * o_n):
         n = task // o_n
         o = task % o_n
-        bo = bias[o]
-        m16 = np.empty((16, th * tw), mt.dtype)   # this task's part of mt, read in 16 runs
-        for ab in range(16):
-            m16[ab] = mt[ab, o, n * th * tw:(n + 1) * th * tw]
-        for ty in range(th):
-            for tx in range(tw):
-                t = ty * tw + tx    # rows of A^T M per column b, then times A
-                s0 = _at23(m16[0, t], m16[4, t], m16[8, t], m16[12, t])
-                s1 = _at23(m16[1, t], m16[5, t], m16[9, t], m16[13, t])
-                s2 = _at23(m16[2, t], m16[6, t], m16[10, t], m16[14, t])
-                s3 = _at23(m16[3, t], m16[7, t], m16[11, t], m16[15, t])
-                for i in range(2):
-                    hh = 2 * ty + i
-                    yi = _at23(s0[i], s1[i], s2[i], s3[i])
-                    if hh < oh:
-                        y[n, o, hh, 2 * tx] = yi[0] + bo
-                        if 2 * tx + 1 < ow:
-                            y[n, o, hh, 2 * tx + 1] = yi[1] + bo
+        for hh in range(oh):
+            ty, i = hh // m, hh % m
+            for ww in range(ow):
+                y[n, o, hh, ww] = yt[i * m + ww % m, o, (n * th + ty) * tw + ww // m] + bias[o]
 
 
 def _transform_in_numba(x, lt, step, off, th, tw, out, work=None):
+    """out (alpha^2, C, T) = lt d lt^T of every patch; F(2, 3)'s B^T and F(3, 2)'s G' by the written-out kernels."""
     if lt.shape == (4, 4) and step == 2 and np.array_equal(lt, _F23["bt"]):
         _transform_in_f23_nb(x, off[0], off[1], th, tw, out)
     elif lt.shape == (4, 2) and step == 2 and tuple(off) == (0, 0) and np.array_equal(lt, _F23["g_dw"]):
@@ -403,12 +351,15 @@ def _transform_in_numba(x, lt, step, off, th, tw, out, work=None):
         _transform_in_nb(x, lt.astype(x.dtype), step, off[0], off[1], th, tw, out)
 
 
-def _transform_out_numba(mt, at, th, tw, bias, y, work=None):
-    bias = np.zeros(y.shape[1], y.dtype) if bias is None else np.ascontiguousarray(bias, y.dtype)
-    if at.shape == (2, 4) and np.array_equal(at, _F23["at"]):
-        _transform_out_f23_nb(mt, th, tw, bias, y)
-    else:
-        _transform_out_nb(mt, at.astype(y.dtype), th, tw, bias, y)
+def _transform_out_numba(mt, at, th, tw, bias, y, work):
+    """y = A^T M A per tile (+ bias): one GEMM with kron(A^T, A^T) into ``work`` (m^2 O T elements),
+    then the Numba scatter.  (Fused per-tile kernels, tried, were slower: the GEMM reads M's
+    alpha^2 rows at BLAS speed, and the scatter's output is alpha^2/m^2 times smaller than M.)"""
+    m, (alpha2, o_n, t) = at.shape[0], mt.shape
+    yt = work[:m * m * o_n * t].reshape(m * m, o_n * t)
+    np.matmul(_kron(np, at, mt.dtype), mt.reshape(alpha2, o_n * t), out=yt)
+    bias = np.zeros(o_n, y.dtype) if bias is None else np.ascontiguousarray(bias, y.dtype)
+    _scatter_nb(yt.reshape(m * m, o_n, t), m, th, tw, bias, y)
 
 
 # ======================================================================= gather + Kronecker GEMM: array-generic (NumPy / CuPy)
@@ -452,7 +403,7 @@ def _transform_in_xp(x, lt, step, off, th, tw, out, work):
 
 
 def _transform_out_xp(mt, at, th, tw, bias, y, work):
-    """As _transform_out_nb: one GEMM with kron(A^T, A^T) into ``work`` (m^2 O T elements), then a scatter."""
+    """As _transform_out_numba, with the array-generic scatter."""
     xp = backend.get_array_module(mt)
     m, (alpha2, o_n, t) = at.shape[0], mt.shape
     yt = work[:m * m * o_n * t].reshape(m * m, o_n * t)
@@ -461,7 +412,7 @@ def _transform_out_xp(mt, at, th, tw, bias, y, work):
 
 
 # ======================================================================= the drivers (shared by numba and xp)
-# version -> (input transform, output transform, whether they need the gather/scatter scratch)
+# version -> (input transform, output transform, whether the input transform needs scratch to gather into)
 _STAGES = {"numba": (_transform_in_numba, _transform_out_numba, False),
            "xp": (_transform_in_xp, _transform_out_xp, True)}
 
@@ -479,7 +430,7 @@ def _forward(x, w, b, padding, groups, m, version):
     # filter transform (once per call, not per tile), U[ab, o, c'] = (kron(G, G) vec(w[o, c']))[ab]
     u = (_kron(xp, g, x.dtype) @ w.reshape(o * cg, r * r).T).reshape(alpha2, groups, og, cg)
     y = memory.empty_on(xp, (n, o, oh, ow), x.dtype)
-    work = max(alpha2 * c, m * m * o) if gathers else 0                  # gathered patches / output tiles
+    work = max(alpha2 * c, m * m * o) if gathers else m * m * o          # gathered patches / output tiles
     per_image = (alpha2 * c + alpha2 * o + work) * tpi                   # V, M, work
     nb = _conv._chunk_size(n, per_image * x.itemsize)
     scratch = _conv._scratch(xp, x.dtype, per_image * nb)
