@@ -39,17 +39,18 @@ Versions
 --------
 ``conv2d_forward_reference`` / ``conv2d_weight_grad_reference``: plain NumPy, one tile at a time,
 written with the matrices as in the paper; the ground truth of the tests.
-``conv2d_forward_numba`` / ``conv2d_weight_grad_numba``: the CPU default.  Each 2-D transform
-L D L^T is the Kronecker product (L (x) L) vec(D), so a Numba gather (parallel over images and
-channels) lays the patches out as a (q*q, C, T) matrix and ONE BLAS GEMM with the small matrix
-kron(L, L) transforms them all; a Numba scatter puts the output tiles back (cropped, bias added).
-(Per-tile transform loops, tried first, were several times slower: tiny dot products.)
-``conv2d_forward_xp`` / ``conv2d_weight_grad_xp``: the same with array-generic gather/scatter (strided
-slices), for NumPy or CuPy arrays.
+``conv2d_forward_numba`` / ``conv2d_weight_grad_numba``: the CPU default.  The input transforms
+(B^T d B, and the weight gradient's G' dy_t G'^T) are fused with the gather: a Numba kernel, one
+task per (image, channel), reads each patch straight from x (zeros outside it) and writes V in the
+GEMMs' layout, using only the nonzero entries of the matrix; F(2x2, 3x3)'s are written out as adds.
+The output transform is ONE BLAS GEMM with kron(A^T, A^T) (vec(L D L^T) = (L (x) L) vec(D)) and a
+Numba scatter (cropped, bias added).
+``conv2d_forward_xp`` / ``conv2d_weight_grad_xp``: every transform a gather (strided slices) and a
+GEMM with the Kronecker product, for NumPy or CuPy arrays.
 ``conv2d_forward`` / ``conv2d_backward``: dispatchers (by device; the reference when forced).
 
-Workspace: the batch is processed in chunks whose buffers (gathered patches and V, alpha^2 C T
-each; M, alpha^2 O T; output tiles, m^2 O T) stay under kernels/conv.py's cap
+Workspace: the batch is processed in chunks whose buffers (V, alpha^2 C T; M, alpha^2 O T; output
+tiles, m^2 O T; xp also the gathered patches) stay under kernels/conv.py's cap
 (``set_workspace_limit``), in its reused scratch buffer.
 """
 from __future__ import annotations
