@@ -39,17 +39,18 @@ Versions
 --------
 ``conv2d_forward_reference`` / ``conv2d_weight_grad_reference``: plain NumPy, one tile at a time,
 written with the matrices as in the paper; the ground truth of the tests.
-``conv2d_forward_numba`` / ``conv2d_weight_grad_numba``: the CPU default.  Each 2-D transform
-L D L^T is the Kronecker product (L (x) L) vec(D), so a Numba gather (parallel over images and
-channels) lays the patches out as a (q*q, C, T) matrix and ONE BLAS GEMM with the small matrix
-kron(L, L) transforms them all; a Numba scatter puts the output tiles back (cropped, bias added).
-(Per-tile transform loops, tried first, were several times slower: tiny dot products.)
-``conv2d_forward_xp`` / ``conv2d_weight_grad_xp``: the same with array-generic gather/scatter (strided
-slices), for NumPy or CuPy arrays.
+``conv2d_forward_numba`` / ``conv2d_weight_grad_numba``: the CPU default.  The input transforms
+(B^T d B, and the weight gradient's G' dy_t G'^T) are fused with the gather: a Numba kernel, one
+task per (image, channel), reads each patch straight from x (zeros outside it) and writes V in the
+GEMMs' layout, using only the nonzero entries of the matrix; F(2x2, 3x3)'s are written out as adds.
+The output transform is ONE BLAS GEMM with kron(A^T, A^T) (vec(L D L^T) = (L (x) L) vec(D)) and a
+Numba scatter (cropped, bias added).
+``conv2d_forward_xp`` / ``conv2d_weight_grad_xp``: every transform a gather (strided slices) and a
+GEMM with the Kronecker product, for NumPy or CuPy arrays.
 ``conv2d_forward`` / ``conv2d_backward``: dispatchers (by device; the reference when forced).
 
-Workspace: the batch is processed in chunks whose buffers (gathered patches and V, alpha^2 C T
-each; M, alpha^2 O T; output tiles, m^2 O T) stay under kernels/conv.py's cap
+Workspace: the batch is processed in chunks whose buffers (V, alpha^2 C T; M, alpha^2 O T; output
+tiles, m^2 O T; xp also the gathered patches) stay under kernels/conv.py's cap
 (``set_workspace_limit``), in its reused scratch buffer.
 """
 from __future__ import annotations
@@ -192,61 +193,183 @@ def _pad_to(x, ph, pw, hh, ww):
     return out
 
 
-# ======================================================================= gather / scatter: Numba (CPU)
-# The 2-D transforms are Kronecker products: vec(L D L^T) = (L (x) L) vec(D).  So each transform
-# is a gather of the patches into a (q*q, C, T) matrix followed by ONE GEMM with the small
-# (alpha^2 x q^2) matrix kron(L, L); BLAS does that far faster than per-tile loops would.
-@njit(parallel=True, cache=True)
-def _gather_nb(x, q, step, oh0, ow0, th, tw, out):
-    """out[i*q + j, c, (n*th + ty)*tw + tx] = xz[n, c, ty*step + i - oh0, tx*step + j - ow0]
+# ======================================================================= fused input transforms: Numba (CPU)
+# The input transforms L D L^T (B^T d B of x's patches, G' dy_t G'^T of dy's tiles) read the
+# patches straight from the NCHW array and write V in the GEMMs' layout: one pass over memory, no
+# gathered-patch buffer, and only the nonzero entries of L are used (B^T of F(2, 3) is 0 and +-1:
+# 32 adds per patch, where the dense kron(B^T, B^T) GEMM does 256 multiply-adds).  Each task
+# (image, channel) builds its part of V in a small local buffer and writes it as alpha^2
+# contiguous runs: the alpha^2 rows of V lie C*T elements apart, often a multiple of 4 KiB, and
+# storing to all of them tile by tile thrashed the cache.
+@njit(cache=True)
+def _padded_plane(x, n, c, oh0, ow0, hp, wp):
+    """z (hp, wp): z[i, j] = x[n, c, i - oh0, j - ow0], zero outside x."""
+    h, w = x.shape[2], x.shape[3]
+    z = np.zeros((hp, wp), x.dtype)
+    i0, i1, j0, j1 = max(0, oh0), min(hp, h + oh0), max(0, ow0), min(wp, w + ow0)
+    if i1 > i0 and j1 > j0:
+        z[i0:i1, j0:j1] = x[n, c, i0 - oh0:i1 - oh0, j0 - ow0:j1 - ow0]
+    return z
 
-    x (N, C, H, W); xz is x with zeros outside it; out (q*q, C, N*th*tw)."""
-    n_n, c_n, h, w = x.shape
+
+@njit(parallel=True, cache=True)
+def _transform_in_nb(x, lt, step, oh0, ow0, th, tw, out):
+    """out[a*alpha + b, c, (n*th + ty)*tw + tx] = sum_ij lt[a, i] lt[b, j] xz[n, c, ty*step + i - oh0, tx*step + j - ow0]
+
+    x (N, C, H, W); xz is x with zeros outside it (padding, tiles past the edge); lt (alpha, q), the
+    transform's left factor (B^T, or G' for the weight gradient's dy tiles); out (alpha^2, C, N*th*tw),
+    the layout of the channel GEMMs.  One task per (image, channel); every inner loop runs over
+    that task's tiles (contiguous, so it vectorises), the loops over lt's entries outside it."""
+    n_n, c_n = x.shape[0], x.shape[1]
+    alpha, q = lt.shape
+    tpi = th * tw
     for task in prange(n_n * c_n):
         n = task // c_n
         c = task % c_n
+        z = _padded_plane(x, n, c, oh0, ow0, (th - 1) * step + q, (tw - 1) * step + q)
+        d = np.empty((q * q, tpi), out.dtype)                   # d[i*q + j, t]: the patches
         for i in range(q):
             for j in range(q):
-                dst = out[i * q + j, c]
                 for ty in range(th):
-                    hh = ty * step + i - oh0
-                    base = (n * th + ty) * tw
                     for tx in range(tw):
-                        ww = tx * step + j - ow0
-                        dst[base + tx] = x[n, c, hh, ww] if 0 <= hh < h and 0 <= ww < w else 0.0
+                        d[i * q + j, ty * tw + tx] = z[ty * step + i, tx * step + j]
+        e = np.zeros((alpha * q, tpi), out.dtype)              # e[a*q + j] = sum_i lt[a, i] d[i*q + j]
+        for a in range(alpha):
+            for i in range(q):
+                f = lt[a, i]
+                if f != 0.0:
+                    for j in range(q):
+                        for t in range(tpi):
+                            e[a * q + j, t] += f * d[i * q + j, t]
+        v = np.zeros((alpha * alpha, tpi), out.dtype)          # v[a*alpha + b] = sum_j lt[b, j] e[a*q + j]
+        for a in range(alpha):
+            for b in range(alpha):
+                for j in range(q):
+                    f = lt[b, j]
+                    if f != 0.0:
+                        for t in range(tpi):
+                            v[a * alpha + b, t] += f * e[a * q + j, t]
+        for ab in range(alpha * alpha):
+            out[ab, c, n * tpi:(n + 1) * tpi] = v[ab]
+
+
+# F(2x2, 3x3) written out: its B^T, A^T (and the G' of the weight gradient's F(3x3, 2x2)) are
+# 0, +-1 and +-1/2, so each tile is a handful of adds on scalars held in registers; the generic
+# loops above spend most of their time on loop overhead for so little work per tile.
+# _F23 holds the matrices these kernels hard-code; the dispatch compares, so they cannot drift.
+_F23 = {"bt": matrices(2, 3)[2], "at": matrices(2, 3)[0], "g_dw": matrices(3, 2)[1]}
+
+
+@njit(cache=True, inline="always")
+def _bt23(d0, d1, d2, d3):
+    """B^T d of F(2, 3) for one column (or row) d: B^T = [[-1, 0, 1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, -1, 0, 1]]."""
+    return d2 - d0, d1 + d2, d2 - d1, d3 - d1
+
+
+@njit(cache=True, inline="always")
+def _g32(a0, a1, half):
+    """G' a of the weight gradient's F(3, 2): G' = [[-1, 0], [1/2, 1/2], [1/2, -1/2], [0, 1]] (half = 1/2 in a's dtype)."""
+    return -a0, half * (a0 + a1), half * (a0 - a1), a1
 
 
 @njit(parallel=True, cache=True)
-def _scatter_nb(yt, m, th, tw, bias, has_bias, y):
-    """y[n, o, ty*m + i, tx*m + j] = yt[i*m + j, o, (n*th + ty)*tw + tx] (+ bias[o]), cropped to y.
+def _transform_in_f23_nb(x, oh0, ow0, th, tw, out):
+    """As _transform_in_nb with lt = B^T of F(2, 3) (step 2): out[a*4 + b, c, t] = (B^T d_t B)[a, b]."""
+    n_n, c_n = x.shape[0], x.shape[1]
+    for task in prange(n_n * c_n):
+        n = task // c_n
+        c = task % c_n
+        z = _padded_plane(x, n, c, oh0, ow0, 2 * th + 2, 2 * tw + 2)
+        v16 = np.empty((16, th * tw), out.dtype)  # this task's part of out, written below in 16 runs
+        for ty in range(th):
+            base = ty * tw
+            r = 2 * ty
+            for tx in range(tw):
+                s = 2 * tx   # the columns of B^T d, then its rows times B
+                e0 = _bt23(z[r, s], z[r + 1, s], z[r + 2, s], z[r + 3, s])
+                e1 = _bt23(z[r, s + 1], z[r + 1, s + 1], z[r + 2, s + 1], z[r + 3, s + 1])
+                e2 = _bt23(z[r, s + 2], z[r + 1, s + 2], z[r + 2, s + 2], z[r + 3, s + 2])
+                e3 = _bt23(z[r, s + 3], z[r + 1, s + 3], z[r + 2, s + 3], z[r + 3, s + 3])
+                for a in range(4):
+                    v = _bt23(e0[a], e1[a], e2[a], e3[a])
+                    v16[4 * a, base + tx] = v[0]
+                    v16[4 * a + 1, base + tx] = v[1]
+                    v16[4 * a + 2, base + tx] = v[2]
+                    v16[4 * a + 3, base + tx] = v[3]
+        for ab in range(16):
+            out[ab, c, n * th * tw:(n + 1) * th * tw] = v16[ab]
 
-    yt (m*m, O, N*th*tw); y (N, O, OH, OW)."""
+
+@njit(parallel=True, cache=True)
+def _transform_dy_f32_nb(dy, th, tw, halves, out):
+    """As _transform_in_nb with lt = G' of F(3, 2) (2x2 tiles of dy, step 2): out[a*4 + b, o, t] = (G' dy_t G'^T)[a, b]."""
+    n_n, o_n = dy.shape[0], dy.shape[1]
+    for task in prange(n_n * o_n):
+        n = task // o_n
+        o = task % o_n
+        z = _padded_plane(dy, n, o, 0, 0, 2 * th, 2 * tw)
+        half = halves[0]
+        v16 = np.empty((16, th * tw), out.dtype)
+        for ty in range(th):
+            base = ty * tw
+            r = 2 * ty
+            for tx in range(tw):
+                s = 2 * tx
+                e0 = _g32(z[r, s], z[r + 1, s], half)
+                e1 = _g32(z[r, s + 1], z[r + 1, s + 1], half)
+                for a in range(4):
+                    v = _g32(e0[a], e1[a], half)
+                    v16[4 * a, base + tx] = v[0]
+                    v16[4 * a + 1, base + tx] = v[1]
+                    v16[4 * a + 2, base + tx] = v[2]
+                    v16[4 * a + 3, base + tx] = v[3]
+        for ab in range(16):
+            out[ab, o, n * th * tw:(n + 1) * th * tw] = v16[ab]
+
+
+@njit(parallel=True, cache=True)
+def _scatter_nb(yt, m, th, tw, bias, y):
+    """y[n, o, ty*m + i, tx*m + j] = yt[i*m + j, o, (n*th + ty)*tw + tx] + bias[o], cropped to y.
+
+    yt (m*m, O, N*th*tw); y (N, O, OH, OW); bias (O,)."""
     n_n, o_n, oh, ow = y.shape
     for task in prange(n_n * o_n):
         n = task // o_n
         o = task % o_n
-        bo = bias[o] if has_bias else 0.0
         for hh in range(oh):
             ty, i = hh // m, hh % m
             for ww in range(ow):
-                y[n, o, hh, ww] = yt[i * m + ww % m, o, (n * th + ty) * tw + ww // m] + bo
+                y[n, o, hh, ww] = yt[i * m + ww % m, o, (n * th + ty) * tw + ww // m] + bias[o]
 
 
-def _gather_numba(x, q, step, off, th, tw, out):
-    _gather_nb(np.ascontiguousarray(x), q, step, off[0], off[1], th, tw, out)
-    return out
+def _transform_in_numba(x, lt, step, off, th, tw, out, work=None):
+    """out (alpha^2, C, T) = lt d lt^T of every patch; F(2, 3)'s B^T and F(3, 2)'s G' by the written-out kernels."""
+    if lt.shape == (4, 4) and step == 2 and np.array_equal(lt, _F23["bt"]):
+        _transform_in_f23_nb(x, off[0], off[1], th, tw, out)
+    elif lt.shape == (4, 2) and step == 2 and tuple(off) == (0, 0) and np.array_equal(lt, _F23["g_dw"]):
+        _transform_dy_f32_nb(x, th, tw, np.full(1, 0.5, x.dtype), out)
+    else:
+        _transform_in_nb(x, lt.astype(x.dtype), step, off[0], off[1], th, tw, out)
 
 
-def _scatter_numba(yt, m, th, tw, bias, y):
-    has_bias = bias is not None
-    bias = np.ascontiguousarray(bias, yt.dtype) if has_bias else np.zeros(1, yt.dtype)
-    _scatter_nb(yt, m, th, tw, bias, has_bias, y)
-    return y
+def _transform_out_numba(mt, at, th, tw, bias, y, work):
+    """y = A^T M A per tile (+ bias): one GEMM with kron(A^T, A^T) into ``work`` (m^2 O T elements),
+    then the Numba scatter.  (Fused per-tile kernels, tried, were slower: the GEMM reads M's
+    alpha^2 rows at BLAS speed, and the scatter's output is alpha^2/m^2 times smaller than M.)"""
+    m, (alpha2, o_n, t) = at.shape[0], mt.shape
+    yt = work[:m * m * o_n * t].reshape(m * m, o_n * t)
+    np.matmul(_kron(np, at, mt.dtype), mt.reshape(alpha2, o_n * t), out=yt)
+    bias = np.zeros(o_n, y.dtype) if bias is None else np.ascontiguousarray(bias, y.dtype)
+    _scatter_nb(yt.reshape(m * m, o_n, t), m, th, tw, bias, y)
 
 
-# ======================================================================= gather / scatter: array-generic (NumPy / CuPy)
+# ======================================================================= gather + Kronecker GEMM: array-generic (NumPy / CuPy)
+# vec(L D L^T) = (L (x) L) vec(D): a gather lays the patches out as a (q*q, C, T) matrix, and ONE
+# GEMM with the small matrix kron(L, L) transforms them all; a scatter puts output tiles back.
+# Memory-heavier than the fused Numba kernels, but only whole-array operations (for CuPy).
 def _gather_xp(x, q, step, off, th, tw, out):
-    """As _gather_nb for NumPy or CuPy arrays: one strided slice copy per patch offset (i, j)."""
+    """out[i*q + j, c, (n*th + ty)*tw + tx] = xz[n, c, ty*step + i - off[0], tx*step + j - off[1]]
+    (xz: x with zeros outside it), one strided slice copy per patch offset (i, j)."""
     xp = backend.get_array_module(x)
     n_n, c_n = x.shape[:2]
     hh, ww = (th - 1) * step + q, (tw - 1) * step + q
@@ -263,7 +386,7 @@ def _gather_xp(x, q, step, off, th, tw, out):
 
 
 def _scatter_xp(yt, m, th, tw, bias, y):
-    """As _scatter_nb for NumPy or CuPy arrays."""
+    """y[n, o, ty*m + i, tx*m + j] = yt[i*m + j, o, (n*th + ty)*tw + tx] (+ bias[o]), cropped to y."""
     n_n, o_n, oh, ow = y.shape
     full = yt.reshape(m, m, o_n, n_n, th, tw).transpose(3, 2, 4, 0, 5, 1).reshape(n_n, o_n, th * m, tw * m)
     y[...] = full[:, :, :oh, :ow]
@@ -272,59 +395,79 @@ def _scatter_xp(yt, m, th, tw, bias, y):
     return y
 
 
+def _transform_in_xp(x, lt, step, off, th, tw, out, work):
+    """As _transform_in_nb: gather into ``work`` (q^2 C T elements), then one GEMM with kron(lt, lt)."""
+    xp = backend.get_array_module(x)
+    q, c_n, t = lt.shape[1], out.shape[1], out.shape[2]
+    d = _gather_xp(x, q, step, off, th, tw, work[:q * q * c_n * t].reshape(q * q, c_n, t))
+    xp.matmul(_kron(xp, lt, x.dtype), d.reshape(q * q, c_n * t), out=out.reshape(-1, c_n * t))
+
+
+def _transform_out_xp(mt, at, th, tw, bias, y, work):
+    """As _transform_out_numba, with the array-generic scatter."""
+    xp = backend.get_array_module(mt)
+    m, (alpha2, o_n, t) = at.shape[0], mt.shape
+    yt = work[:m * m * o_n * t].reshape(m * m, o_n * t)
+    xp.matmul(_kron(xp, at, mt.dtype), mt.reshape(alpha2, o_n * t), out=yt)
+    _scatter_xp(yt.reshape(m * m, o_n, t), m, th, tw, bias, y)
+
+
 # ======================================================================= the drivers (shared by numba and xp)
+# version -> (input transform, output transform, whether the input transform needs scratch to gather into)
+_STAGES = {"numba": (_transform_in_numba, _transform_out_numba, False),
+           "xp": (_transform_in_xp, _transform_out_xp, True)}
+
+
 def _kron(xp, mat, dtype):
     return xp.asarray(np.kron(mat, mat), dtype=dtype)
 
 
-def _forward(x, w, b, padding, groups, m, gather, scatter):
+def _forward(x, w, b, padding, groups, m, version):
     xp = backend.get_array_module(x)
+    transform_in, transform_out, gathers = _STAGES[version]
     n, c, o, r, oh, ow, th, tw = _geometry(x.shape, w.shape, padding, m)
-    at, g, bt = matrices(m, r)
+    at, g, bt = matrices(m, r)                              # float64 NumPy; each stage casts
     alpha2, cg, og, tpi = (m + r - 1) ** 2, c // groups, o // groups, th * tw
-    # filter transform, U[ab, o, c'] = (kron(G, G) vec(w[o, c']))[ab]: (alpha^2, G, Og, Cg)
+    # filter transform (once per call, not per tile), U[ab, o, c'] = (kron(G, G) vec(w[o, c']))[ab]
     u = (_kron(xp, g, x.dtype) @ w.reshape(o * cg, r * r).T).reshape(alpha2, groups, og, cg)
-    kbt, kat = _kron(xp, bt, x.dtype), _kron(xp, at, x.dtype)
     y = memory.empty_on(xp, (n, o, oh, ow), x.dtype)
-    per_image = (2 * alpha2 * c + alpha2 * o + m * m * o) * tpi          # D, V, M, Y tiles
+    work = max(alpha2 * c, m * m * o) if gathers else m * m * o          # gathered patches / output tiles
+    per_image = (alpha2 * c + alpha2 * o + work) * tpi                   # V, M, work
     nb = _conv._chunk_size(n, per_image * x.itemsize)
     scratch = _conv._scratch(xp, x.dtype, per_image * nb)
     for n0 in range(0, n, nb):
         bsz = min(nb, n - n0)
         t = bsz * tpi
-        d, v, mbuf, yt = _split(scratch, ((alpha2, c * t), (alpha2, c * t), (alpha2, groups, og, t), (m * m, o * t)))
-        gather(x[n0:n0 + bsz], m + r - 1, m, padding, th, tw, d.reshape(alpha2, c, t))
-        xp.matmul(kbt, d, out=v)                                               # V = B^T d B, every patch
+        v, mbuf, wk = _split(scratch, ((alpha2, c, t), (alpha2, groups, og, t), (work * bsz * tpi,)))
+        transform_in(x[n0:n0 + bsz], bt, m, padding, th, tw, v, wk)           # V = B^T d B, every patch
         xp.matmul(u, v.reshape(alpha2, groups, cg, t), out=mbuf)              # the alpha^2 * G GEMMs
-        xp.matmul(kat, mbuf.reshape(alpha2, o * t), out=yt)                    # Y = A^T M A, every tile
-        scatter(yt.reshape(m * m, o, t), m, th, tw, b, y[n0:n0 + bsz])
+        transform_out(mbuf.reshape(alpha2, o, t), at, th, tw, b, y[n0:n0 + bsz], wk)  # y = A^T M A
     return y
 
 
-def _weight_grad(x, dy, w_shape, padding, groups, m, gather):
+def _weight_grad(x, dy, w_shape, padding, groups, m, version):
     xp = backend.get_array_module(x)
+    transform_in, _, gathers = _STAGES[version]
     n, c, o, r, oh, ow, th, tw = _geometry(x.shape, w_shape, padding, m)
     if tuple(dy.shape) != (n, o, oh, ow):
         raise ValueError(f"winograd weight gradient: dy has shape {tuple(dy.shape)}, expected {(n, o, oh, ow)}")
     at, g, bt = matrices(r, m)                                                 # F(r, m)
     alpha, cg, og, tpi = m + r - 1, c // groups, o // groups, th * tw
     alpha2 = alpha * alpha
-    kbt, kg = _kron(xp, bt, x.dtype), _kron(xp, g, x.dtype)
     mw = xp.zeros((alpha2, groups, cg, og), x.dtype)
-    per_image = (2 * alpha2 * c + m * m * o + alpha2 * o) * tpi               # d, V, dy tiles, their transform
+    work = max(alpha2 * c, m * m * o) if gathers else 0                  # gathered patches / dy tiles
+    per_image = (alpha2 * c + alpha2 * o + work) * tpi                   # V, dy tiles' transform, work
     nb = _conv._chunk_size(n, per_image * x.itemsize)
     scratch = _conv._scratch(xp, x.dtype, per_image * nb)
     for n0 in range(0, n, nb):
         bsz = min(nb, n - n0)
         t = bsz * tpi
-        d, v, e, f = _split(scratch, ((alpha2, c * t), (alpha2, c * t), (m * m, o * t), (alpha2, o * t)))
-        gather(x[n0:n0 + bsz], alpha, m, padding, th, tw, d.reshape(alpha2, c, t))
-        xp.matmul(kbt, d, out=v)                                               # B'^T d B'
-        gather(dy[n0:n0 + bsz], m, m, (0, 0), th, tw, e.reshape(m * m, o, t))
-        xp.matmul(kg, e, out=f)                                                # G' dy_t G'^T
+        v, f, wk = _split(scratch, ((alpha2, c, t), (alpha2, o, t), (work * bsz * tpi,)))
+        transform_in(x[n0:n0 + bsz], bt, m, padding, th, tw, v, wk)           # B'^T d B'
+        transform_in(dy[n0:n0 + bsz], g, m, (0, 0), th, tw, f, wk)            # G' dy_t G'^T
         # (Cg, T) @ (T, Og): the long summed dimension T last in both operands' memory, as im2col's dw
         mw += xp.matmul(v.reshape(alpha2, groups, cg, t), f.reshape(alpha2, groups, og, t).transpose(0, 1, 3, 2))
-    # dw[o, c'] = A'^T Mw A' for every (o, c'): kron(A', A') (r^2 x alpha^2) @ Mw
+    # dw[o, c'] = A'^T Mw A' for every (o, c') (once per call): kron(A', A') (r^2 x alpha^2) @ Mw
     dw = _kron(xp, at, x.dtype) @ mw.transpose(0, 1, 3, 2).reshape(alpha2, o * cg)
     return xp.ascontiguousarray(dw.T).reshape(o, cg, r, r)
 
@@ -340,23 +483,23 @@ def _split(flat, shapes):
 
 
 def conv2d_forward_numba(x, w, b=None, padding=(0, 0), groups=1, m=2):
-    """As conv2d_forward_reference: Numba gather and scatter around BLAS GEMMs."""
-    return _forward(x, w, b, padding, groups, m, _gather_numba, _scatter_numba)
+    """As conv2d_forward_reference: fused Numba transforms around BLAS GEMMs."""
+    return _forward(x, w, b, padding, groups, m, "numba")
 
 
 def conv2d_forward_xp(x, w, b=None, padding=(0, 0), groups=1, m=2):
     """As conv2d_forward_reference, for NumPy or CuPy arrays."""
-    return _forward(x, w, b, padding, groups, m, _gather_xp, _scatter_xp)
+    return _forward(x, w, b, padding, groups, m, "xp")
 
 
 def conv2d_weight_grad_numba(x, dy, w_shape, padding=(0, 0), groups=1, m=2):
-    """As conv2d_weight_grad_reference: Numba gathers around BLAS GEMMs."""
-    return _weight_grad(x, dy, w_shape, padding, groups, m, _gather_numba)
+    """As conv2d_weight_grad_reference: fused Numba transforms around BLAS GEMMs."""
+    return _weight_grad(x, dy, w_shape, padding, groups, m, "numba")
 
 
 def conv2d_weight_grad_xp(x, dy, w_shape, padding=(0, 0), groups=1, m=2):
     """As conv2d_weight_grad_reference, for NumPy or CuPy arrays."""
-    return _weight_grad(x, dy, w_shape, padding, groups, m, _gather_xp)
+    return _weight_grad(x, dy, w_shape, padding, groups, m, "xp")
 
 
 # ======================================================================= dispatchers
