@@ -78,6 +78,9 @@ def resolve_config(given: dict) -> dict:
     if cfg["split"] is not None and model != "paper":
         raise ValueError(f"train: --split {cfg['split']} splits the paper variant only (alexnet.split.twin builds "
                          f"it); use --model paper, not --model {model}")
+    if cfg["split"] is not None and cfg["norm"] == "bn":
+        raise ValueError(f"train: --split {cfg['split']} needs --norm lrn or none (the halves do not share "
+                         "batch-norm statistics)")
     if cfg["dataset"] == "folder" and not cfg["data_dir"]:
         raise ValueError("train: --dataset folder needs --data-dir DIR (one sub-folder per class, or "
                          "DIR/train and DIR/val with one sub-folder per class each)")

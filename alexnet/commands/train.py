@@ -206,6 +206,8 @@ def run(args, callback=None) -> int:
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     parts = {}
     try:
+        if args.split and not args.resume:   # a bad option stops here, not on both ranks after mpiexec started
+            runs.resolve_config(_given(args))
         world = _dist.start(args.workers, args.split)
         if isinstance(world, int):          # the exit status of the mpiexec that ran the ranks
             return world
