@@ -17,6 +17,10 @@ LRN): the same computation, for tests and for checkpoints a single process loads
     loss = F.cross_entropy(half(x), y)                     # both ranks: the SAME batch
     loss.backward(); optimizer.step()                      # each rank steps its own half
     full.load_state_dict(split.gather_state_dict(half))    # every rank: the whole model's weights
+
+``python -m alexnet train --model paper --split paper`` trains it through the Trainer: SplitWorld
+tells it that both ranks compute the same loss (nothing to sum, no test shards) and gathers the
+model and optimizer state into the twin's for checkpoints.
 """
 from __future__ import annotations
 
