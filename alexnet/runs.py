@@ -46,7 +46,7 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 FALLBACKS = dict(model="mini", data_dir=None, nesterov=False, schedule_args={}, device="cpu", seed=0, out=None,
                  limit_train=None, limit_test=None, augment=None, pca_lighting=None, crop_padding=None,
                  prefetch=2, time_budget=None, eval_batch_size=None, num_classes=None, val_fraction=0.1,
-                 warmup=None, width=None, norm=None, dropout=None, init=None, pool=None)
+                 warmup=None, width=None, norm=None, dropout=None, init=None, pool=None, split=None)
 RECIPE_KEYS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule")
 
 
@@ -75,6 +75,12 @@ def resolve_config(given: dict) -> dict:
         raise ValueError(f"train: unknown dataset {cfg['dataset']!r}; choose one of {DATASETS}")
     if cfg["optimizer"] not in OPTIMIZERS:
         raise ValueError(f"train: unknown optimizer {cfg['optimizer']!r}; choose one of {OPTIMIZERS}")
+    if cfg["split"] is not None and model != "paper":
+        raise ValueError(f"train: --split {cfg['split']} splits the paper variant only (alexnet.split.twin builds "
+                         f"it); use --model paper, not --model {model}")
+    if cfg["split"] is not None and cfg["norm"] == "bn":
+        raise ValueError(f"train: --split {cfg['split']} needs --norm lrn or none (the halves do not share "
+                         "batch-norm statistics)")
     if cfg["dataset"] == "folder" and not cfg["data_dir"]:
         raise ValueError("train: --dataset folder needs --data-dir DIR (one sub-folder per class, or "
                          "DIR/train and DIR/val with one sub-folder per class each)")
@@ -105,7 +111,7 @@ def _config_rules() -> dict:
         time_budget=V.TIME_BUDGET, val_fraction=V.Number(float, 0, 1, low_open=True, high_open=True),
         step_size=V.POSITIVE_INT, gamma=V.GAMMA, patience=V.NONNEG_INT, factor=V.FACTOR, warmup=V.FRACTION,
         model=tuple(models.names()), dataset=DATASETS, optimizer=OPTIMIZERS, schedule=SCHEDULES,
-        device=("cpu", "gpu"), norm=models.NORMS, init=models.INITS, pool=tuple(models.POOLS))
+        device=("cpu", "gpu"), split=("paper",), norm=models.NORMS, init=models.INITS, pool=tuple(models.POOLS))
 
 
 def check_config(cfg: dict, where: str) -> dict:

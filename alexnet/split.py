@@ -17,10 +17,15 @@ LRN): the same computation, for tests and for checkpoints a single process loads
     loss = F.cross_entropy(half(x), y)                     # both ranks: the SAME batch
     loss.backward(); optimizer.step()                      # each rank steps its own half
     full.load_state_dict(split.gather_state_dict(half))    # every rank: the whole model's weights
+
+``python -m alexnet train --model paper --split paper`` trains it through the Trainer: SplitWorld
+tells it that both ranks compute the same loss (nothing to sum, no test shards) and gathers the
+model and optimizer state into the twin's for checkpoints.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 
@@ -62,6 +67,9 @@ def twin(num_classes: int | None = None, **options) -> models.AlexNet:
     """``paper`` with each LRN acting on each half of the channels alone: the split network in one process.
 
     Its state dict is ``alexnet.build("paper", ...)``'s (LRN has no parameters)."""
+    if options.get("norm") == "bn":   # a BatchNorm's statistics would have to be split and gathered as well
+        raise ValueError("alexnet.split: norm 'bn' is not supported; the split network has the paper's LRN "
+                         "(norm 'lrn') or none (norm 'none')")
     built = models.build("paper", num_classes, **options)
     features = [HalvesLRN(m) if isinstance(m, nn.LocalResponseNorm) else m for m in built.features]
     model = models.AlexNet("paper", built.spec, nn.Sequential(*features), built.classifier,
@@ -197,6 +205,66 @@ def gather_state_dict(half: Half) -> dict:
         for r in range(WORLD):
             halves[r][name] = both[r * mine.shape[0]:(r + 1) * mine.shape[0]]
     return merge_state_dicts(halves, half)
+
+
+def _param_names(half: Half) -> list:
+    """(name in the whole model, name in the half) of every parameter, in parameters() order (conv1.weight first)."""
+    names = [(f"{whole}.{kind}", f"{mine}.{kind}") for whole, mine in _pairs(half) for kind in ("weight", "bias")]
+    if [mine for _, mine in names] != [name for name, _ in half.named_parameters()]:
+        raise RuntimeError("alexnet.split: the half's parameters are not in the layers' order")   # a bug here, not input
+    return names
+
+
+def gather_optimizer_state(half: Half, state: dict) -> dict:
+    """Collective: an optimizer state dict over ``half``'s parameters (this rank's) -> the same over the whole
+    model's, on every rank. Each per-parameter array (a momentum buffer, Adam's moments) has its parameter's
+    shape and is gathered along the output axis as the parameter is; scalars (Adam's step) are the same on
+    every rank. The parameter indices are the same in the half and the whole model (conv1 .. fc8)."""
+    out = {}
+    for index, entries in state["state"].items():
+        out[index] = {}
+        for key, value in entries.items():
+            if hasattr(value, "shape") and np.ndim(value) > 0:
+                mine = np.ascontiguousarray(np.asarray(value))
+                value = np.empty((WORLD * mine.shape[0], *mine.shape[1:]), dtype=mine.dtype)
+                dist.all_gather_into_tensor(value, mine)
+            out[index][key] = value
+    return {"state": out, "param_groups": state["param_groups"]}
+
+
+def split_optimizer_state(state: dict, rank: int, half: Half) -> dict:
+    """Rank ``rank``'s share of an optimizer state dict over the whole model (gather_optimizer_state's inverse)."""
+    out = {}
+    for index, entries in state["state"].items():
+        out[index] = {}
+        for key, value in entries.items():
+            if hasattr(value, "shape") and np.ndim(value) > 0:
+                n = value.shape[0] // WORLD
+                value = np.asarray(value)[rank * n:(rank + 1) * n].copy()
+            out[index][key] = value
+    return {"state": out, "param_groups": state["param_groups"]}
+
+
+class SplitWorld(dist.World):
+    """The process group as the Trainer sees it when each of the 2 ranks holds a Half (``alexnet train
+    --split paper``). Both ranks train on the same batches and compute the same loss, so nothing is summed
+    and the test set is not sharded; a checkpoint holds the whole model (the twin's state dict) and the
+    whole optimizer state, gathered from both ranks, so it loads into one process as well."""
+
+    shards_data = False
+
+    def checkpoint_state(self, model, optimizer) -> tuple:
+        return gather_state_dict(model), gather_optimizer_state(model, optimizer.state_dict())
+
+    def checkpoint_shapes(self, model) -> dict:
+        halves = dict(model.named_parameters())
+        return {whole: (WORLD * halves[mine].shape[0], *halves[mine].shape[1:]) for whole, mine in _param_names(model)}
+
+    def local_checkpoint(self, model, ckpt):
+        optimizer = ckpt.optimizer_state
+        return dataclasses.replace(
+            ckpt, model_state=split_state_dict(ckpt.model_state, self.rank, model),
+            optimizer_state=None if optimizer is None else split_optimizer_state(optimizer, self.rank, model))
 
 
 # ------------------------------------------------------------------- traffic

@@ -405,7 +405,15 @@ class World:
     ``rank``, ``size``, ``main`` (rank 0: the one that writes files); ``sum`` and ``max`` of a small
     NumPy array over ranks; ``rank_rng_state`` maps rank 0's RNG state to this rank's (same counters,
     a seed of its own, so dropout masks differ between ranks but resume bit-identically);
-    ``unwrap(model)``: the plain module inside a DistributedDataParallel."""
+    ``unwrap(model)``: the plain module inside a DistributedDataParallel.
+
+    Data parallel (this class): every rank holds the whole model and its own share of each batch, so
+    ``shards_data`` is True (a loop sums its counts over ranks and shards the test set) and a
+    checkpoint holds rank 0's own state. A model-parallel world (alexnet.split.SplitWorld) overrides
+    ``shards_data`` (every rank sees the whole batch and computes the same loss) and the three
+    checkpoint methods (each rank holds only its part of the model)."""
+
+    shards_data = True
 
     @property
     def size(self) -> int:
@@ -436,6 +444,18 @@ class World:
             return state
         seed = int(np.random.SeedSequence([int(state["seed"]), self.rank]).generate_state(1, np.uint64)[0])
         return {**state, "seed": seed}
+
+    def checkpoint_state(self, model, optimizer) -> tuple:
+        """(model state, optimizer state) a checkpoint holds; every rank calls it, rank 0 writes the result."""
+        return model.state_dict(), optimizer.state_dict()
+
+    def checkpoint_shapes(self, model) -> dict:
+        """{name: shape} of the model state a checkpoint of ``model`` holds."""
+        return {name: tuple(value.shape) for name, value in model.state_dict().items()}
+
+    def local_checkpoint(self, model, ckpt):
+        """This rank's share of a loaded checkpoint (minidl.train.checkpoint.Checkpoint): all of it here."""
+        return ckpt
 
     @staticmethod
     def unwrap(model):

@@ -3,9 +3,12 @@ network in one process (alexnet.split.twin), float64. Each rank writes its findi
 $SPLIT_RESULTS/rank<r>.json.
 
     mpiexec -n 2 python tests/split_worker.py
+    mpiexec -n 2 python tests/split_worker.py kill     # rank 1 is killed between two forwards
 """
 import json
 import os
+import signal
+import sys
 
 import numpy as np
 
@@ -129,5 +132,20 @@ def main():
     dist.destroy_process_group()
 
 
+def kill():
+    """Rank 1 is killed (SIGKILL) after one forward together: rank 0's next forward waits in the conv3-input
+    gather for a rank that is gone, and the job must end (mpiexec stops it, or the 20 s timeout aborts it)."""
+    dist.init_process_group(backend="mpi", timeout=20)
+    rank = dist.get_rank()
+    half = split.Half(split.twin(CLASSES, **OPTIONS), rank)
+    x = md.tensor(np.random.default_rng(5).standard_normal((BATCH, 3, 99, 99)).astype(np.float32))
+    half(x)
+    if rank == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    half(x)
+    with open(os.path.join(os.environ["SPLIT_RESULTS"], f"rank{rank}.json"), "w") as f:
+        json.dump({"rank": rank, "returned": True}, f)
+
+
 if __name__ == "__main__":
-    main()
+    kill() if sys.argv[1:] == ["kill"] else main()

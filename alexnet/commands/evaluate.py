@@ -1,7 +1,8 @@
 """``alexnet evaluate CKPT``: top-1 and top-5 test accuracy of a training checkpoint.
 
 The model is rebuilt from the checkpoint's metadata (variant, options, classes) and the test
-data from its configuration (the same resizing and normalisation as in training).
+data from its configuration (the same resizing and normalisation as in training); a run of
+``train --split paper`` is rebuilt as its one-process twin (alexnet.split.twin).
 ``--ten-crop`` averages the softmax over the 4 corner crops, the centre crop and their
 horizontal flips (the paper's test-time procedure).
 """
@@ -23,7 +24,7 @@ from minidl.train import checkpoint as ckpt_io
 from minidl.train.checkpoint import CheckpointError
 from minidl.train.trainer import check_labels, evaluate
 
-from .. import args as V, runs
+from .. import args as V, runs, split
 
 
 class NonFinite(RuntimeError):
@@ -67,7 +68,10 @@ def evaluate_checkpoint(path: str, *, ten_crop: bool = False, data_dir=None, lim
         cfg["limit_test"] = limit_test
     if device == "gpu" and not md.gpu_available():
         raise ValueError(f"evaluate: --device gpu is not available: {backend._cupy_problem}")
-    model = alexnet.build(meta["model"], meta["num_classes"], **options)
+    if cfg.get("split"):     # trained with --split: the checkpoint holds the split network's whole state
+        model = split.twin(meta["num_classes"], **options)
+    else:
+        model = alexnet.build(meta["model"], meta["num_classes"], **options)
     ckpt = ckpt_io.load_checkpoint(path, expected=model)
     ckpt_io.check_model_state(ckpt, model, meta["model"])
     bad = [name for name, value in ckpt.model_state.items()

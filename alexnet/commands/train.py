@@ -23,7 +23,7 @@ from minidl.train.trainer import (CHECKPOINT, SCHEDULES, Trainer, TrainingDiverg
                                   prepare_out_dir)
 
 from .. import args as V
-from .. import models, runs
+from .. import models, runs, split
 from .. import workers as _dist
 from ..runs import DATASETS, OPTIMIZERS
 
@@ -81,6 +81,9 @@ def register(subparsers) -> None:
     a("--workers", type=V.POSITIVE_INT, default=None, metavar="N",
       help="data-parallel training on N processes (re-launches itself with mpiexec -n N; needs the dist "
            "extra); --batch-size stays the global batch, each rank takes batch/N (docs/distributed.md)")
+    a("--split", choices=("paper",), default=None,
+      help="model parallelism: the paper's two-GPU split of --model paper on 2 processes (re-launches itself "
+           "with mpiexec -n 2; needs the dist extra); both read the same batches (docs/distributed.md)")
     p.set_defaults(func=run)
 
 
@@ -168,7 +171,10 @@ def _setup(given: dict, *, resume: bool, overwrite: bool, log):
 
     md.manual_seed(cfg["seed"])
     options = runs.model_options(cfg)
-    model = alexnet.build(cfg["model"], cfg["num_classes"], **options)
+    if cfg.get("split"):     # the split network in one process; train --split gives each rank half of it
+        model = split.twin(cfg["num_classes"], **options)
+    else:
+        model = alexnet.build(cfg["model"], cfg["num_classes"], **options)
     if cfg["device"] != "cpu":
         model.to(cfg["device"])
     image_hw = tuple(train_ds.images.shape[2:]) if getattr(train_ds, "images", None) is not None else None
@@ -200,13 +206,15 @@ def run(args, callback=None) -> int:
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     parts = {}
     try:
-        world = _dist.start(args.workers)
+        if args.split and not args.resume:   # a bad option stops here, not on both ranks after mpiexec started
+            runs.resolve_config(_given(args))
+        world = _dist.start(args.workers, args.split)
         if isinstance(world, int):          # the exit status of the mpiexec that ran the ranks
             return world
         cfg, parts = setup(_given(args), resume=args.resume, overwrite=args.overwrite, writer=world.main)
+        n_params = sum(p.numel() for p in parts["model"].parameters())   # --split: the whole model's
         _dist.distribute(cfg, parts, world)
         model = parts["model"]
-        n_params = sum(p.numel() for p in model.parameters())
         print(f"{cfg['model']} ({n_params:,} parameters, input {'x'.join(map(str, model.input_shape))}) on "
               f"{cfg['dataset']}: {len(parts['train_ds'])} training / {len(parts['test_ds'])} test images, "
               f"{cfg['epochs']} epochs of {len(parts['train_loader'])} steps (batch {cfg['batch_size']}), "

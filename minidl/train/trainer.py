@@ -417,19 +417,21 @@ class Trainer:
             raise TrainingDiverged(f"the weights are not finite at epoch {epoch + 1}, step {step}; "
                                    f"not overwriting the last good checkpoint {self.checkpoint_path}")
         running = self._global_running(running)    # distributed: every rank takes part, rank 0 writes
+        model_state, optimizer_state = self.world.checkpoint_state(self.net, self.optimizer)  # model parallel: gathered
         if not self.world.main:
             return
         meta = {**self.meta, "epoch": epoch, "step": step, "epochs": self.epochs, "running": running,
                 "history": self.history, "num_classes": self.num_classes, "classes": self.classes,
                 "steps_per_epoch": len(self.train_loader), "saved_at": time.strftime("%Y-%m-%d %H:%M:%S")}
-        ckpt_io.save_checkpoint(self.checkpoint_path, model_state=self.net.state_dict(), meta=meta,
-                                optimizer_state=self.optimizer.state_dict(),
+        ckpt_io.save_checkpoint(self.checkpoint_path, model_state=model_state, meta=meta,
+                                optimizer_state=optimizer_state,
                                 scheduler_state=self.schedule.state_dict(), rng_state=rng_state)
 
     def load_checkpoint(self, path: str | None = None):
         """Restore model, optimizer, schedule, RNG and history; returns (epoch, step, running)."""
         path = path or self.checkpoint_path
-        ckpt = ckpt_io.load_checkpoint(path, expected=self.net, require=("epoch", "step"))
+        ckpt = ckpt_io.load_checkpoint(path, expected=self.world.checkpoint_shapes(self.net), require=("epoch", "step"))
+        ckpt = self.world.local_checkpoint(self.net, ckpt)    # model parallel: this rank's part of the model
         ckpt_io.check_model_state(ckpt, self.net, self.meta.get("model"))
         for key in ("options", "num_classes"):
             mine = self.meta.get(key) if key != "num_classes" else self.num_classes
@@ -450,7 +452,7 @@ class Trainer:
             md.set_rng_state(self.world.rank_rng_state(ckpt.rng_state))
         self.history = list(ckpt.meta.get("history", []))
         running = dict(ckpt.meta.get("running") or {})
-        if not self.world.main:    # the saved sums are over all ranks: rank 0 alone carries them on
+        if not self.world.main and self.world.shards_data:   # the saved sums are over all ranks: rank 0 carries them on
             running.update({k: 0 for k in ("loss_sum", "correct", "count") if k in running})
         return int(ckpt.meta["epoch"]), int(ckpt.meta["step"]), running
 
@@ -670,7 +672,8 @@ class Trainer:
 
     def _finish_epoch(self, epoch: int, running: dict) -> None:
         # distributed: each rank evaluates its shard of the test set (Ctrl-C waits for the next step
-        # boundary, where the ranks agree on it), then the counts are summed
+        # boundary, where the ranks agree on it), then the counts are summed; model parallel: every
+        # rank the whole test set, each forward a collective, and every rank has the same counts
         result = evaluate(self.net, self.test_loader, self.num_classes, device=self.device,
                           progress=self.progress, desc=f"test {epoch + 1}",
                           interrupt=self._interrupt if self.world.size == 1 else None)
@@ -713,16 +716,17 @@ class Trainer:
         return float(fraction)
 
     def _global_running(self, running: dict) -> dict:
-        """The epoch's running loss/accuracy sums over all ranks (each rank holds its share)."""
+        """The epoch's running loss/accuracy sums over all ranks (each rank holds its share; model
+        parallel: every rank holds them all)."""
         keys = ("loss_sum", "correct", "count")
-        if self.world.size == 1 or not all(k in running for k in keys):
+        if self.world.size == 1 or not self.world.shards_data or not all(k in running for k in keys):
             return running
         loss_sum, correct, count = self.world.sum([float(running[k]) for k in keys], "the training sums")
         return dict(running, loss_sum=float(loss_sum), correct=int(round(correct)), count=int(round(count)))
 
     def _global_eval(self, result: EvalResult) -> EvalResult:
-        """Sum the shards' confusion matrices, top-5 hits and losses."""
-        if self.world.size == 1:
+        """Sum the shards' confusion matrices, top-5 hits and losses (model parallel: every rank has them all)."""
+        if self.world.size == 1 or not self.world.shards_data:
             return result
         counts = self.world.sum(np.concatenate([result.confusion.ravel(), [round(result.top5 * result.count),
                                                                           result.count]]).astype(np.int64),
