@@ -446,7 +446,10 @@ class World:
         return {**state, "seed": seed}
 
     def checkpoint_state(self, model, optimizer) -> tuple:
-        """(model state, optimizer state) a checkpoint holds; every rank calls it, rank 0 writes the result."""
+        """(model state, optimizer state) a checkpoint holds; every rank calls it, rank 0 writes the result
+        (data parallel: the other ranks hold the same weights and write nothing, so they copy nothing)."""
+        if not self.main:
+            return None, None
         return model.state_dict(), optimizer.state_dict()
 
     def checkpoint_shapes(self, model) -> dict:

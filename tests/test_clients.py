@@ -9,6 +9,9 @@ For the comparison, dropout is off and the loaders do not shuffle (the two frame
 different random numbers); the losses then agree to float32 rounding, which grows slowly with
 the steps taken: LOSS_RTOL below, measured with margin over 30 steps (chaotic
 growth makes later steps drift further: momentum SGD at lr 0.05 reached 1% by step 40).
+PyTorch itself is not stable to that: the MNIST example (Adadelta, lr 1.0) run by torch with one
+thread and with two differs by 0.4% at step 20 and 0.75% at step 30 (minidl's losses are the same
+for any thread count), so steps after EARLY_STEPS are held to LATE_RTOL only.
 """
 from __future__ import annotations
 
@@ -25,6 +28,8 @@ torch = pytest.importorskip("torch")
 
 CLIENTS = pathlib.Path(__file__).parent / "clients"
 LOSS_RTOL = 2e-3
+EARLY_STEPS = 15      # torch's 1- and 2-thread runs agree to 7e-5 up to here
+LATE_RTOL = 2e-2
 
 
 def load_client(name: str, framework: str) -> types.ModuleType:
@@ -71,7 +76,9 @@ def numpy_state(module):
 
 def assert_same_losses(ours, theirs, name):
     assert len(ours) == len(theirs) > 0
-    np.testing.assert_allclose(ours, theirs, rtol=LOSS_RTOL, err_msg=f"{name}: per-step losses differ")
+    np.testing.assert_allclose(ours[:EARLY_STEPS], theirs[:EARLY_STEPS], rtol=LOSS_RTOL,
+                               err_msg=f"{name}: per-step losses differ")
+    np.testing.assert_allclose(ours, theirs, rtol=LATE_RTOL, err_msg=f"{name}: later losses drift apart")
 
 
 def test_mnist_example_matches_pytorch(fashion, tmp_path, monkeypatch):
@@ -86,7 +93,7 @@ def test_mnist_example_matches_pytorch(fashion, tmp_path, monkeypatch):
     _, their_losses, their_test_loss, their_acc = theirs.main(data, max_steps=30, dropout=0.0, shuffle=False,
                                                               initial_state=torch_state(initial))
     assert_same_losses(our_losses, their_losses, "mnist_example")
-    assert our_test_loss == pytest.approx(their_test_loss, rel=LOSS_RTOL)
+    assert our_test_loss == pytest.approx(their_test_loss, rel=LATE_RTOL)
     assert abs(our_acc - their_acc) <= 0.005          # at most 5 of 1,000 test images differ
     assert our_losses[-1] < 0.6 * our_losses[0]       # and it trains
 

@@ -64,9 +64,11 @@ def multiplies(name, x_shape, w_shape, stride, padding, groups):
         a = m + kh - 1
         tiles = n * math.ceil(oh / m) * math.ceil(ow / m)
         gemm = a * a * tiles * o * cg
-        # as kernels/winograd.py computes them: one GEMM with kron(B^T, B^T) (a^2 x a^2) per patch
-        # and channel, kron(A^T, A^T) (m^2 x a^2) per tile and output channel, kron(G, G) per filter
-        transforms = tiles * (c * a ** 4 + o * m * m * a * a) + o * cg * a * a * kh * kh
+        # as kernels/winograd.py computes them on the CPU: B^T d B per patch and channel as two
+        # passes over B^T's nonzero entries (F(2x2, 3x3): only adds, counted all the same),
+        # kron(A^T, A^T) (m^2 x a^2) per tile and output channel, kron(G, G) per filter
+        nonzero_bt = int((winograd.matrices(m, kh)[2] != 0).sum())
+        transforms = tiles * (c * 2 * a * nonzero_bt + o * m * m * a * a) + o * cg * a * a * kh * kh
         return gemm + transforms
     if name == "fft":
         hf, wf = fft_size(hp), fft_size(wp)
