@@ -185,25 +185,56 @@ def test_non_finite_weights_are_never_checkpointed(tmp_path):
     assert (tmp_path / CHECKPOINT).read_bytes() == before
 
 
-def test_time_budget_stops_mid_epoch_and_stretches_the_schedule(tmp_path):
-    lrs = []
+class FakeClock:
+    """The trainer's time-budget clock; the test moves it."""
 
-    def age(trainer, epoch, step):      # from step 3 on, each step "takes" 45% of the budget
+    def __init__(self, now=0.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def test_time_budget_stops_mid_epoch_and_the_schedule_follows_the_clock_once_the_run_would_overrun(tmp_path):
+    clock, lrs = FakeClock(), []
+
+    def tick(trainer, epoch, step):      # steps 0-1 take 0.01 s each, later ones 15 s of the 100 s budget
         lrs.append(trainer.schedule.lr)
-        if epoch == 0 and step >= 3:
-            trainer.start_time -= 0.45 * trainer.time_budget
-    trainer = make_trainer(tmp_path, epochs=2, callback=age)
-    trainer.time_budget = 1e6
+        clock.now += 15.0 if (epoch, step) >= (0, 2) else 0.01
+    trainer = make_trainer(tmp_path, epochs=2, callback=tick)
+    trainer.clock, trainer.time_budget = clock, 100.0
     s = trainer.schedule
     metrics = trainer.fit()
-    # steps 0-4 ran (step 5 found the budget spent); the one-cycle schedule followed the clock
-    assert len(metrics["epochs"]) == 1 and metrics["epochs"][0]["partial_epoch_steps"] == 5
-    assert "time budget" in metrics["stopped"] and "step 5 of 6: 0.83 of 2 epochs done" in metrics["stopped"]
-    assert metrics["epochs"][0]["epoch_fraction"] == pytest.approx(5 / 6)
-    assert lrs[1] == pytest.approx(0.1 * s.factor(0 / 12))           # step 0: by steps
-    assert lrs[4] == pytest.approx(0.1 * s.factor(0.45), rel=1e-3)   # step 3: by time
-    assert lrs[5] == pytest.approx(0.1 * s.factor(0.90), rel=1e-3)   # step 4: near the end of the cycle
-    assert ckpt_io.load_checkpoint(str(tmp_path / CHECKPOINT)).meta["epoch"] == 1
+    # step 3 is the first whose projection (15 s a step for the 9 steps left) passes the budget
+    assert metrics["schedule_followed_clock_from"] == "epoch 1, step 3"
+    for step in range(3):                 # lrs[k + 1] is the rate step k used
+        assert lrs[step + 1] == 0.1 * s.factor(step / 12)
+    assert lrs[4] != pytest.approx(0.1 * s.factor(3 / 12), rel=1e-3)   # step 3: by the clock, ahead
+    assert lrs[5] < 0.1 * s.factor(4 / 12)                              # step 4: further down the cycle
+    # the budget then ends the run mid-epoch, the schedule near its end
+    assert "time budget" in metrics["stopped"]
+    last = metrics["epochs"][-1]
+    assert 0 < last["partial_epoch_steps"] < 6 and last["epoch_fraction"] == pytest.approx(last["partial_epoch_steps"] / 6)
+    assert lrs[-1] < 0.1 * s.factor(0.8)
+    assert ckpt_io.load_checkpoint(str(tmp_path / CHECKPOINT)).meta["epoch"] == len(metrics["epochs"])
+
+
+def test_a_run_that_fits_its_budget_is_bit_identical_to_one_without(tmp_path):
+    """Start-up (data loading, a cold Numba cache) puts the clock ahead of the steps at first; a
+    schedule that followed max(steps, clock) from the start made every budgeted run depend on the
+    clock, even one that ends well inside its budget."""
+    plain = make_trainer(tmp_path / "plain", epochs=2)
+    plain.fit()
+    clock = FakeClock(now=100.0)          # 100 s of a 1000 s budget went to start-up
+
+    def tick(trainer, epoch, step):
+        clock.now += 1.0
+    budgeted = make_trainer(tmp_path / "budgeted", epochs=2, callback=tick)
+    budgeted.clock, budgeted.time_budget, budgeted.start_time = clock, 1000.0, 0.0
+    metrics = budgeted.fit()
+    assert metrics["stopped"] is None and metrics["schedule_followed_clock_from"] is None
+    for name, value in weights(plain).items():
+        assert np.array_equal(value.numpy(), weights(budgeted)[name].numpy()), name
 
 
 def test_a_budget_spent_at_an_epoch_boundary_records_no_empty_epoch(tmp_path):

@@ -351,8 +351,10 @@ class Trainer:
     ``meta`` (JSON-able: model name, build options, config) is stored in checkpoints and
     metrics.json.  ``callback(trainer, epoch, step)`` runs at the start of every step (tests use
     it to simulate Ctrl-C or to poison a weight); ``time_budget`` (seconds, counted from
-    ``start_time``, default: when fit starts) stops training when it runs out and stretches a
-    per-step schedule to end with it.  The figures are drawn when fit ends (also on Ctrl-C or
+    ``start_time``, default: when fit starts) stops training when it runs out; a per-step schedule
+    follows the steps while the run is projected to end inside the budget (so such a run is
+    bit-identical to one without a budget), and the clock from the first step at which it is not
+    (so that it anneals when the budget ends).  The figures are drawn when fit ends (also on Ctrl-C or
     divergence), or after every epoch with ``plots="epoch"`` (matplotlib takes a second or two).
     """
 
@@ -374,6 +376,8 @@ class Trainer:
         self.progress = progress
         self.time_budget = time_budget
         self.start_time = start_time
+        self.clock = time.perf_counter     # the time budget's clock (tests replace it)
+        self.clock_schedule_from = None    # "epoch E, step S" where the schedule began to follow the clock
         self.plots = plots
         # per-layer statistics every monitor_every steps and the health check (docs/diagnostics.md)
         self.monitor = LayerMonitor(model, every=monitor_every) if monitor_every else None
@@ -460,7 +464,8 @@ class Trainer:
     def metrics(self) -> dict:
         return {"model": self.meta.get("model"), "dataset": self.meta.get("dataset"), "epochs": self.history,
                 "best_test_acc": max((h["test_acc"] for h in self.history), default=None),
-                "stopped": self.stopped, "config": self.meta.get("config")}
+                "stopped": self.stopped, "schedule_followed_clock_from": self.clock_schedule_from,
+                "config": self.meta.get("config")}
 
     def write_metrics(self) -> None:
         if self.out_dir is not None and self.world.main:
@@ -485,9 +490,19 @@ class Trainer:
     def _time_fraction(self) -> float:
         if not self.time_budget:
             return 0.0
-        elapsed = time.perf_counter() - self.start_time
+        elapsed = self.clock() - self.start_time
         reserve = self._eval_reserve()
         return elapsed / max(self.time_budget - reserve, 1e-9)
+
+    def _projected_fraction(self, steps_left: int, evaluations_left: int) -> float:
+        """The projected end of the run as a fraction of the time budget: the time so far, the steps
+        left at this epoch's rate (measured after its first step) and the evaluations left; 0 while
+        there is no budget or no rate yet."""
+        if not self.time_budget or not getattr(self, "_step_seconds", None):
+            return 0.0
+        evaluation = self.last_eval.seconds if self.last_eval is not None else self._eval_reserve() - 2.0
+        end = self.clock() - self.start_time + steps_left * self._step_seconds + evaluations_left * evaluation + 2.0
+        return end / self.time_budget
 
     def _eval_reserve(self) -> float:
         """Seconds to keep for the final evaluation and outputs."""
@@ -517,8 +532,9 @@ class Trainer:
 
     def _fit(self, resume: bool) -> dict:
         if self.start_time is None:
-            self.start_time = time.perf_counter()
+            self.start_time = self.clock()
         self.stopped = None
+        self.clock_schedule_from = None
         self._position, self._dirty = None, False
         with self._interrupt:
             try:
@@ -584,8 +600,8 @@ class Trainer:
         t_start = time.perf_counter()
         seconds_before = running["train_seconds"]
         images = 0
-        warm = None   # (time, images) after the run's first step, which includes Numba's compilation
-        self._train_rate = None
+        warm = None   # (time, images, step) after the epoch's first step (the run's includes Numba's compilation)
+        self._train_rate = self._step_seconds = None
         bar = tqdm(total=n_steps, initial=start_step, desc=f"epoch {epoch + 1}/{self.epochs}",
                    disable=not self.progress, dynamic_ncols=True, unit="batch", leave=True)
         self._commit(epoch, step, running)     # the state on entry: where a save now resumes
@@ -593,7 +609,8 @@ class Trainer:
             for x, y in iterator:
                 if self.callback is not None:
                     self.callback(self, epoch, step)
-                time_fraction = self._step_agreement()
+                done = epoch * n_steps + step
+                time_fraction, projected = self._step_agreement(total_steps - done, self.epochs - epoch)
                 if self._interrupt.requested:
                     raise KeyboardInterrupt
                 if time_fraction >= 1.0:
@@ -601,7 +618,15 @@ class Trainer:
                                     f"of {n_steps}: {epoch + step / max(n_steps, 1):.2f} of {self.epochs} epochs done")
                     break
                 self._dirty = True   # from here the step changes lr, RNG, batch-norm statistics, weights
-                self.schedule.before_step(max((epoch * n_steps + step) / total_steps, time_fraction))
+                if projected > 1.0 and self.clock_schedule_from is None and self.schedule.per_step:
+                    self.clock_schedule_from = f"epoch {epoch + 1}, step {step}"
+                    self.log(f"time budget: at this rate the run would end {projected * self.time_budget:.0f} s "
+                             f"after its start, past the {self.time_budget:g} s budget; from epoch {epoch + 1}, "
+                             f"step {step} the learning-rate schedule follows the clock and anneals when it ends")
+                progress = done / total_steps
+                if self.clock_schedule_from is not None:
+                    progress = max(progress, time_fraction)
+                self.schedule.before_step(progress)
                 if self.monitor is not None:
                     self.monitor.begin_step(epoch * n_steps + step)
                 loss_value, correct, n = self._forward_backward(x, y, epoch, step, n_steps)
@@ -617,11 +642,12 @@ class Trainer:
                     self._dirty = False
                 self._after_step(epoch * n_steps + step - 1, loss_value, tqdm)
                 images += n
-                now = time.perf_counter()
+                now = self.clock()
                 if warm is None:   # a cold Numba cache makes the first step ~20 s: no rate from it
-                    warm = (now, images)
+                    warm = (now, images, step)
                 elif now > warm[0]:
                     self._train_rate = (images - warm[1]) / (now - warm[0])
+                    self._step_seconds = (now - warm[0]) / (step - warm[2])
                 bar.update(1)
                 bar.set_postfix(loss=f"{running['loss_sum'] / running['count']:.4f}",
                                 acc=f"{running['correct'] / running['count']:.4f}",
@@ -706,14 +732,16 @@ class Trainer:
                  f"lr {record['lr']:.3g} | {seconds:.1f} s, {record['images_per_s'] or 0:.0f} img/s")
 
     # ------------------------------------------------------------------ distributed
-    def _step_agreement(self) -> float:
-        """The time-budget fraction, the largest over ranks, and a Ctrl-C seen by any rank, so that every
-        rank uses the same learning rate and stops at the same step (one tiny all-reduce per step)."""
-        fraction = self._time_fraction()
+    def _step_agreement(self, steps_left: int, evaluations_left: int) -> tuple:
+        """(time-budget fraction, projected end as a fraction of the budget), the largest over ranks,
+        and a Ctrl-C seen by any rank, so that every rank uses the same learning rate and stops at
+        the same step (one tiny all-reduce per step)."""
+        fraction, projected = self._time_fraction(), self._projected_fraction(steps_left, evaluations_left)
         if self.world.size > 1:
-            fraction, asked = self.world.max([fraction, float(self._interrupt.requested)], "the per-step agreement")
+            fraction, asked, projected = self.world.max([fraction, float(self._interrupt.requested), projected],
+                                                        "the per-step agreement")
             self._interrupt.requested = bool(asked)
-        return float(fraction)
+        return float(fraction), float(projected)
 
     def _global_running(self, running: dict) -> dict:
         """The epoch's running loss/accuracy sums over all ranks (each rank holds its share; model
