@@ -61,6 +61,8 @@ def multiplies(name, x_shape, w_shape, stride, padding, groups):
         return n * o * cg * kh * kw * ((hp - kh) // stride[0] + 1) * ((wp - kw) // stride[1] + 1)
     if name in TILE:
         m = TILE[name]
+        if winograd.applies(w_shape, stride, m) is not None:
+            return math.inf            # this tile cannot compute the layer at all
         a = m + kh - 1
         tiles = n * math.ceil(oh / m) * math.ceil(ow / m)
         gemm = a * a * tiles * o * cg
