@@ -25,17 +25,22 @@ def _case(n, c, o, h, w, r, groups, seed=0):
             rng.standard_normal(o))
 
 
+def _references(x, w, b, padding, groups, m):
+    """(y, dy, dw) by the tile-by-tile reference, dy a fixed random output gradient."""
+    y = W.conv2d_forward_reference(x, w, b, padding, groups, m)
+    dy = np.random.default_rng(1).standard_normal(y.shape)
+    return y, dy, W.conv2d_weight_grad_reference(x, dy, w.shape, padding, groups, m)
+
+
 @pytest.mark.parametrize("m,r", TILES)
 @pytest.mark.parametrize("pad", [0, 1, 2])
 @pytest.mark.parametrize("groups,bias", [(1, True), (2, False)])
 def test_numba_matches_reference_float64(m, r, pad, groups, bias):
     x, w, b = _case(2, 4, 6, 7 + r, 9, r, groups)          # odd sizes: the last tiles overhang
     b = b if bias else None
-    y0 = W.conv2d_forward_reference(x, w, b, (pad, pad), groups, m)
+    y0, dy, dw0 = _references(x, w, b, (pad, pad), groups, m)
     y = W.conv2d_forward_numba(x, w, b, (pad, pad), groups, m)
     assert y.shape == y0.shape and y.dtype == np.float64 and _rel(y, y0) < 1e-10
-    dy = np.random.default_rng(1).standard_normal(y0.shape)
-    dw0 = W.conv2d_weight_grad_reference(x, dy, w.shape, (pad, pad), groups, m)
     assert _rel(W.conv2d_weight_grad_numba(x, dy, w.shape, (pad, pad), groups, m), dw0) < 1e-10
 
 
@@ -51,9 +56,7 @@ def test_negative_and_uneven_padding(m, r):
 @pytest.mark.parametrize("m,r", TILES)
 def test_numba_float32_within_tolerance(m, r):
     x, w, b = _case(2, 16, 8, 13, 13, r, 2)
-    y0 = W.conv2d_forward_reference(x, w, b, (1, 1), 2, m)
-    dy = np.random.default_rng(1).standard_normal(y0.shape)
-    dw0 = W.conv2d_weight_grad_reference(x, dy, w.shape, (1, 1), 2, m)
+    y0, dy, dw0 = _references(x, w, b, (1, 1), 2, m)
     f32 = [a.astype(np.float32) for a in (x, w, b, dy)]
     y = W.conv2d_forward_numba(f32[0], f32[1], f32[2], (1, 1), 2, m)
     dw = W.conv2d_weight_grad_numba(f32[0], f32[3], w.shape, (1, 1), 2, m)
@@ -64,9 +67,7 @@ def test_numba_float32_within_tolerance(m, r):
 @pytest.mark.parametrize("m,r", TILES)
 def test_chunks_of_one_image_give_the_same_result(m, r):
     x, w, b = _case(3, 4, 4, 9, 7, r, 2)
-    y0 = W.conv2d_forward_reference(x, w, b, (1, 1), 2, m)
-    dy = np.random.default_rng(1).standard_normal(y0.shape)
-    dw0 = W.conv2d_weight_grad_reference(x, dy, w.shape, (1, 1), 2, m)
+    y0, dy, dw0 = _references(x, w, b, (1, 1), 2, m)
     try:
         K.set_workspace_limit(1)   # one image per chunk
         y = W.conv2d_forward_numba(x, w, b, (1, 1), 2, m)

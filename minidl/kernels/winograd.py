@@ -184,8 +184,9 @@ def conv2d_weight_grad_reference(x, dy, w_shape, padding=(0, 0), groups=1, m=2):
 
 
 def _pad_to(x, ph, pw, hh, ww):
-    """x placed at (ph, pw) in zeros of (N, C, hh, ww); parts outside the frame (negative pad) dropped."""
-    out = np.zeros(x.shape[:2] + (hh, ww), x.dtype)
+    """x placed at (ph, pw) in zeros of (N, C, hh, ww); parts outside the frame (negative pad) dropped.
+    NumPy or CuPy, as x."""
+    out = backend.get_array_module(x).zeros(x.shape[:2] + (hh, ww), x.dtype)
     h0, w0 = max(0, -ph), max(0, -pw)                          # rows/cols of x cut off by a negative pad
     h1, w1 = min(x.shape[2], hh - ph), min(x.shape[3], ww - pw)
     if h1 > h0 and w1 > w0:
@@ -210,6 +211,13 @@ def _padded_plane(x, n, c, oh0, ow0, hp, wp):
     if i1 > i0 and j1 > j0:
         z[i0:i1, j0:j1] = x[n, c, i0 - oh0:i1 - oh0, j0 - ow0:j1 - ow0]
     return z
+
+
+@njit(cache=True, inline="always")
+def _store_task(v, c, n, tpi, out):
+    """out[ab, c, n*tpi:(n+1)*tpi] = v[ab]: a task's part of V, written as alpha^2 contiguous runs."""
+    for ab in range(v.shape[0]):
+        out[ab, c, n * tpi:(n + 1) * tpi] = v[ab]
 
 
 @njit(parallel=True, cache=True)
@@ -249,8 +257,7 @@ def _transform_in_nb(x, lt, step, oh0, ow0, th, tw, out):
                     if f != 0.0:
                         for t in range(tpi):
                             v[a * alpha + b, t] += f * e[a * q + j, t]
-        for ab in range(alpha * alpha):
-            out[ab, c, n * tpi:(n + 1) * tpi] = v[ab]
+        _store_task(v, c, n, tpi, out)
 
 
 # F(2x2, 3x3) written out: its B^T, A^T (and the G' of the weight gradient's F(3x3, 2x2)) are
@@ -272,6 +279,15 @@ def _g32(a0, a1, half):
     return -a0, half * (a0 + a1), half * (a0 - a1), a1
 
 
+@njit(cache=True, inline="always")
+def _put_row4(v16, a, col, v):
+    """v16[4a + b, col] = v[b], b < 4: row a of one tile's 4x4 transform."""
+    v16[4 * a, col] = v[0]
+    v16[4 * a + 1, col] = v[1]
+    v16[4 * a + 2, col] = v[2]
+    v16[4 * a + 3, col] = v[3]
+
+
 @njit(parallel=True, cache=True)
 def _transform_in_f23_nb(x, oh0, ow0, th, tw, out):
     """As _transform_in_nb with lt = B^T of F(2, 3) (step 2): out[a*4 + b, c, t] = (B^T d_t B)[a, b]."""
@@ -291,13 +307,8 @@ def _transform_in_f23_nb(x, oh0, ow0, th, tw, out):
                 e2 = _bt23(z[r, s + 2], z[r + 1, s + 2], z[r + 2, s + 2], z[r + 3, s + 2])
                 e3 = _bt23(z[r, s + 3], z[r + 1, s + 3], z[r + 2, s + 3], z[r + 3, s + 3])
                 for a in range(4):
-                    v = _bt23(e0[a], e1[a], e2[a], e3[a])
-                    v16[4 * a, base + tx] = v[0]
-                    v16[4 * a + 1, base + tx] = v[1]
-                    v16[4 * a + 2, base + tx] = v[2]
-                    v16[4 * a + 3, base + tx] = v[3]
-        for ab in range(16):
-            out[ab, c, n * th * tw:(n + 1) * th * tw] = v16[ab]
+                    _put_row4(v16, a, base + tx, _bt23(e0[a], e1[a], e2[a], e3[a]))
+        _store_task(v16, c, n, th * tw, out)
 
 
 @njit(parallel=True, cache=True)
@@ -318,13 +329,8 @@ def _transform_dy_f32_nb(dy, th, tw, halves, out):
                 e0 = _g32(z[r, s], z[r + 1, s], half)
                 e1 = _g32(z[r, s + 1], z[r + 1, s + 1], half)
                 for a in range(4):
-                    v = _g32(e0[a], e1[a], half)
-                    v16[4 * a, base + tx] = v[0]
-                    v16[4 * a + 1, base + tx] = v[1]
-                    v16[4 * a + 2, base + tx] = v[2]
-                    v16[4 * a + 3, base + tx] = v[3]
-        for ab in range(16):
-            out[ab, o, n * th * tw:(n + 1) * th * tw] = v16[ab]
+                    _put_row4(v16, a, base + tx, _g32(e0[a], e1[a], half))
+        _store_task(v16, o, n, th * tw, out)
 
 
 @njit(parallel=True, cache=True)
@@ -352,15 +358,11 @@ def _transform_in_numba(x, lt, step, off, th, tw, out, work=None):
         _transform_in_nb(x, lt.astype(x.dtype), step, off[0], off[1], th, tw, out)
 
 
-def _transform_out_numba(mt, at, th, tw, bias, y, work):
-    """y = A^T M A per tile (+ bias): one GEMM with kron(A^T, A^T) into ``work`` (m^2 O T elements),
-    then the Numba scatter.  (Fused per-tile kernels, tried, were slower: the GEMM reads M's
-    alpha^2 rows at BLAS speed, and the scatter's output is alpha^2/m^2 times smaller than M.)"""
-    m, (alpha2, o_n, t) = at.shape[0], mt.shape
-    yt = work[:m * m * o_n * t].reshape(m * m, o_n * t)
-    np.matmul(_kron(np, at, mt.dtype), mt.reshape(alpha2, o_n * t), out=yt)
+def _scatter_numba(yt, m, th, tw, bias, y):
+    """As _scatter_nb, bias None for none."""
+    o_n = y.shape[1]
     bias = np.zeros(o_n, y.dtype) if bias is None else np.ascontiguousarray(bias, y.dtype)
-    _scatter_nb(yt.reshape(m * m, o_n, t), m, th, tw, bias, y)
+    _scatter_nb(yt, m, th, tw, bias, y)
 
 
 # ======================================================================= gather + Kronecker GEMM: array-generic (NumPy / CuPy)
@@ -370,14 +372,8 @@ def _transform_out_numba(mt, at, th, tw, bias, y, work):
 def _gather_xp(x, q, step, off, th, tw, out):
     """out[i*q + j, c, (n*th + ty)*tw + tx] = xz[n, c, ty*step + i - off[0], tx*step + j - off[1]]
     (xz: x with zeros outside it), one strided slice copy per patch offset (i, j)."""
-    xp = backend.get_array_module(x)
     n_n, c_n = x.shape[:2]
-    hh, ww = (th - 1) * step + q, (tw - 1) * step + q
-    xz = xp.zeros((n_n, c_n, hh, ww), x.dtype)                 # x placed at (off), zeros elsewhere
-    h0, w0 = max(0, -off[0]), max(0, -off[1])
-    h1, w1 = min(x.shape[2], hh - off[0]), min(x.shape[3], ww - off[1])
-    if h1 > h0 and w1 > w0:
-        xz[:, :, h0 + off[0]:h1 + off[0], w0 + off[1]:w1 + off[1]] = x[:, :, h0:h1, w0:w1]
+    xz = _pad_to(x, off[0], off[1], (th - 1) * step + q, (tw - 1) * step + q)
     d = out.reshape(q, q, c_n, n_n, th, tw)
     for i in range(q):
         for j in range(q):  # d[i, j, c, n, ty, tx] = xz[n, c, ty*step + i, tx*step + j]
@@ -403,19 +399,21 @@ def _transform_in_xp(x, lt, step, off, th, tw, out, work):
     xp.matmul(_kron(xp, lt, x.dtype), d.reshape(q * q, c_n * t), out=out.reshape(-1, c_n * t))
 
 
-def _transform_out_xp(mt, at, th, tw, bias, y, work):
-    """As _transform_out_numba, with the array-generic scatter."""
+# ======================================================================= the drivers (shared by numba and xp)
+def _transform_out(mt, at, th, tw, bias, y, work, scatter):
+    """y = A^T M A per tile (+ bias): one GEMM with kron(A^T, A^T) into ``work`` (m^2 O T elements),
+    then ``scatter``.  (Fused per-tile Numba kernels, tried, were slower: the GEMM reads M's
+    alpha^2 rows at BLAS speed, and the scatter's output is alpha^2/m^2 times smaller than M.)"""
     xp = backend.get_array_module(mt)
     m, (alpha2, o_n, t) = at.shape[0], mt.shape
     yt = work[:m * m * o_n * t].reshape(m * m, o_n * t)
     xp.matmul(_kron(xp, at, mt.dtype), mt.reshape(alpha2, o_n * t), out=yt)
-    _scatter_xp(yt.reshape(m * m, o_n, t), m, th, tw, bias, y)
+    scatter(yt.reshape(m * m, o_n, t), m, th, tw, bias, y)
 
 
-# ======================================================================= the drivers (shared by numba and xp)
-# version -> (input transform, output transform, whether the input transform needs scratch to gather into)
-_STAGES = {"numba": (_transform_in_numba, _transform_out_numba, False),
-           "xp": (_transform_in_xp, _transform_out_xp, True)}
+# version -> (input transform, output scatter, whether the input transform needs scratch to gather into)
+_STAGES = {"numba": (_transform_in_numba, _scatter_numba, False),
+           "xp": (_transform_in_xp, _scatter_xp, True)}
 
 
 def _kron(xp, mat, dtype):
@@ -424,7 +422,7 @@ def _kron(xp, mat, dtype):
 
 def _forward(x, w, b, padding, groups, m, version):
     xp = backend.get_array_module(x)
-    transform_in, transform_out, gathers = _STAGES[version]
+    transform_in, scatter, gathers = _STAGES[version]
     n, c, o, r, oh, ow, th, tw = _geometry(x.shape, w.shape, padding, m)
     at, g, bt = matrices(m, r)                              # float64 NumPy; each stage casts
     alpha2, cg, og, tpi = (m + r - 1) ** 2, c // groups, o // groups, th * tw
@@ -441,7 +439,7 @@ def _forward(x, w, b, padding, groups, m, version):
         v, mbuf, wk = _split(scratch, ((alpha2, c, t), (alpha2, groups, og, t), (work * bsz * tpi,)))
         transform_in(x[n0:n0 + bsz], bt, m, padding, th, tw, v, wk)           # V = B^T d B, every patch
         xp.matmul(u, v.reshape(alpha2, groups, cg, t), out=mbuf)              # the alpha^2 * G GEMMs
-        transform_out(mbuf.reshape(alpha2, o, t), at, th, tw, b, y[n0:n0 + bsz], wk)  # y = A^T M A
+        _transform_out(mbuf.reshape(alpha2, o, t), at, th, tw, b, y[n0:n0 + bsz], wk, scatter)  # y = A^T M A
     return y
 
 
