@@ -408,11 +408,6 @@ def _geometry(x_shape, w_shape, stride, padding, groups):
                 k=c * kh * kw, kg=cg * kh * kw, og=o // groups, p=oh_n * ow_n)
 
 
-def _grouped_matmul(xp, a, b, out):
-    """out[g] = a[g] @ b[g] for every group g: one batched GEMM (xp.matmul over a leading group axis)."""
-    return xp.matmul(a, b, out=out)
-
-
 def conv2d_forward(x, w, b=None, stride=1, padding=0, groups=1, keep_col=False):
     """y (N, O, OH, OW) = conv(x, w) + b, by im2col and one batched GEMM (over groups) per chunk of images.
 
@@ -437,7 +432,7 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, groups=1, keep_col=False):
         colbuf = kept if kept is not None else scratch[:k * bsz * p].reshape(k, bsz * p)
         col = im2col(x[n0:n0 + bsz], ks, g["s"], g["pad"], out=colbuf)
         ybuf = scratch[col_size:col_size + o * bsz * p].reshape(o, bsz * p)
-        _grouped_matmul(xp, wg, col.reshape(groups, kg, bsz * p), ybuf.reshape(groups, og, bsz * p))
+        xp.matmul(wg, col.reshape(groups, kg, bsz * p), out=ybuf.reshape(groups, og, bsz * p))
         unpack_output(ybuf, b, y[n0:n0 + bsz])
     return (y, kept) if keep_col else y
 
@@ -489,11 +484,11 @@ def conv2d_backward(x, w, dy, stride=1, padding=0, groups=1, need_dx=True, need_
                 im2col(x[n0:n0 + bsz], ks, g["s"], g["pad"], out=colbuf)
             rows, cols = colbuf.reshape(groups, kg, bsz * p), dyg.transpose(0, 2, 1)
             if n0 == 0:
-                _grouped_matmul(xp, rows, cols, dwt)
+                xp.matmul(rows, cols, out=dwt)
             else:
                 dwt += xp.matmul(rows, cols)
         if need_dx:  # dcol_g = w_g^T @ dy_g (reusing the column buffer), then dx = col2im(dcol)
-            _grouped_matmul(xp, wgt, dyg, colbuf.reshape(groups, kg, bsz * p))
+            xp.matmul(wgt, dyg, out=colbuf.reshape(groups, kg, bsz * p))
             col2im(colbuf, (bsz,) + x.shape[1:], ks, g["s"], g["pad"], out=dx[n0:n0 + bsz])
     dw = xp.ascontiguousarray(dwt.transpose(0, 2, 1)).reshape(w.shape) if need_dw else None
     return dx, dw, db
