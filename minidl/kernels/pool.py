@@ -102,19 +102,19 @@ def _max_pool2d_window_general(plane, h0, w0, kh, kw):
 
 @njit(cache=True, inline="always")
 def _max_pool2d_window_inside(xf, base, W, kh, kw):
-    """(max, tap number r*kw + t) of a window inside the plane (no NaN) whose top-left element
-    is xf[base], xf the plane flattened: taps in row-major window order, strict '>' (ties keep
-    the first).  Scalar on purpose: AlexNet's pooled rows are 6-27 outputs long, too short for a
-    loop over a row's outputs to pay for its per-tap slices; called with literal kh, kw, it unrolls."""
+    """(max, its flat index in the plane) of a window inside the plane (no NaN) whose top-left
+    element is xf[base], xf the plane flattened: taps in row-major window order, strict '>' (ties
+    keep the first).  Scalar on purpose: AlexNet's pooled rows are 6-27 outputs long, too short
+    for a loop over a row's outputs to pay for its per-tap slices; called with literal kh, kw, it unrolls."""
     best = xf[base]
-    k = 0
+    at = base
     for r in range(kh):
         for t in range(kw):
             v = xf[base + r * W + t]
             if v > best:
                 best = v
-                k = r * kw + t
-    return best, k
+                at = base + r * W + t
+    return best, at
 
 
 @njit(parallel=True, cache=True)
@@ -135,17 +135,13 @@ def _max_pool2d_forward_nb(x, kh, kw, sh, sw, ph, pw, y, idx):
             yrow, irow = yp[i], ip[i]
             if h0 >= 0 and h0 + kh <= H and not has_nan:
                 for j in range(j0, j1):
-                    w0 = j * sw - pw
+                    base = h0 * W + j * sw - pw
                     if kh == 3 and kw == 3:            # AlexNet's pooling: literal sizes unroll the taps
-                        best, k = _max_pool2d_window_inside(xf, h0 * W + w0, W, 3, 3)
-                        irow[j] = (h0 + k // 3) * W + w0 + k % 3
+                        yrow[j], irow[j] = _max_pool2d_window_inside(xf, base, W, 3, 3)
                     elif kh == 2 and kw == 2:
-                        best, k = _max_pool2d_window_inside(xf, h0 * W + w0, W, 2, 2)
-                        irow[j] = (h0 + k // 2) * W + w0 + k % 2
+                        yrow[j], irow[j] = _max_pool2d_window_inside(xf, base, W, 2, 2)
                     else:
-                        best, k = _max_pool2d_window_inside(xf, h0 * W + w0, W, kh, kw)
-                        irow[j] = (h0 + k // kw) * W + w0 + k % kw
-                    yrow[j] = best
+                        yrow[j], irow[j] = _max_pool2d_window_inside(xf, base, W, kh, kw)
                 for j in range(0, j0):                 # windows on the left or right padding
                     yrow[j], irow[j] = _max_pool2d_window_general(plane, h0, j * sw - pw, kh, kw)
                 for j in range(j1, Wo):
