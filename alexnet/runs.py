@@ -33,7 +33,7 @@ from minidl.data.folder import find_classes
 from minidl.train import Schedule
 from minidl.train.trainer import SCHEDULES
 
-from . import args as V, models
+from . import args as V, models, split
 
 DATASETS = ("fashion-mnist", "cifar10", "folder")
 DATASET_ALIASES = {"imagefolder": "folder", "image-folder": "folder", "fashion_mnist": "fashion-mnist",
@@ -78,7 +78,7 @@ def resolve_config(given: dict) -> dict:
     if cfg["split"] is not None and model != "paper":
         raise ValueError(f"train: --split {cfg['split']} splits the paper variant only (alexnet.split.twin builds "
                          f"it); use --model paper, not --model {model}")
-    if cfg["split"] is not None and cfg["norm"] == "bn":
+    if cfg["split"] is not None and cfg["norm"] not in (None, *split.NORMS):
         raise ValueError(f"train: --split {cfg['split']} needs --norm lrn or none (the halves do not share "
                          "batch-norm statistics)")
     if cfg["dataset"] == "folder" and not cfg["data_dir"]:

@@ -38,6 +38,7 @@ from minidl.nn.model_parallel import all_gather
 from . import models
 
 WORLD = 2   # the paper's two GPUs
+NORMS = ("lrn", "none")   # not "bn": the halves would have to share a batch norm's statistics
 
 
 class HalvesLRN(nn.Module):
@@ -67,9 +68,9 @@ def twin(num_classes: int | None = None, **options) -> models.AlexNet:
     """``paper`` with each LRN acting on each half of the channels alone: the split network in one process.
 
     Its state dict is ``alexnet.build("paper", ...)``'s (LRN has no parameters)."""
-    if options.get("norm") == "bn":   # a BatchNorm's statistics would have to be split and gathered as well
-        raise ValueError("alexnet.split: norm 'bn' is not supported; the split network has the paper's LRN "
-                         "(norm 'lrn') or none (norm 'none')")
+    if options.get("norm") not in (None, *NORMS):
+        raise ValueError(f"alexnet.split: norm {options['norm']!r} is not supported; the split network has the "
+                         "paper's LRN (norm 'lrn') or none (norm 'none')")
     built = models.build("paper", num_classes, **options)
     features = [HalvesLRN(m) if isinstance(m, nn.LocalResponseNorm) else m for m in built.features]
     model = models.AlexNet("paper", built.spec, nn.Sequential(*features), built.classifier,
@@ -220,28 +221,28 @@ def gather_optimizer_state(half: Half, state: dict) -> dict:
     model's, on every rank. Each per-parameter array (a momentum buffer, Adam's moments) has its parameter's
     shape and is gathered along the output axis as the parameter is; scalars (Adam's step) are the same on
     every rank. The parameter indices are the same in the half and the whole model (conv1 .. fc8)."""
-    out = {}
-    for index, entries in state["state"].items():
-        out[index] = {}
-        for key, value in entries.items():
-            if hasattr(value, "shape") and np.ndim(value) > 0:
-                mine = np.ascontiguousarray(np.asarray(value))
-                value = np.empty((WORLD * mine.shape[0], *mine.shape[1:]), dtype=mine.dtype)
-                dist.all_gather_into_tensor(value, mine)
-            out[index][key] = value
-    return {"state": out, "param_groups": state["param_groups"]}
+    def gather(value):
+        mine = np.ascontiguousarray(np.asarray(value))
+        whole = np.empty((WORLD * mine.shape[0], *mine.shape[1:]), dtype=mine.dtype)
+        dist.all_gather_into_tensor(whole, mine)
+        return whole
+    return _map_parameter_arrays(state, gather)
 
 
 def split_optimizer_state(state: dict, rank: int, half: Half) -> dict:
     """Rank ``rank``'s share of an optimizer state dict over the whole model (gather_optimizer_state's inverse)."""
-    out = {}
-    for index, entries in state["state"].items():
-        out[index] = {}
-        for key, value in entries.items():
-            if hasattr(value, "shape") and np.ndim(value) > 0:
-                n = value.shape[0] // WORLD
-                value = np.asarray(value)[rank * n:(rank + 1) * n].copy()
-            out[index][key] = value
+    def mine(value):
+        n = value.shape[0] // WORLD
+        return np.asarray(value)[rank * n:(rank + 1) * n].copy()
+    return _map_parameter_arrays(state, mine)
+
+
+def _map_parameter_arrays(state: dict, fn) -> dict:
+    """The optimizer state dict with ``fn`` applied to each per-parameter array (scalars such as
+    Adam's step kept); entries visited in the same order on every rank, as the collectives need."""
+    out = {index: {key: fn(value) if hasattr(value, "shape") and np.ndim(value) > 0 else value
+                   for key, value in entries.items()}
+           for index, entries in state["state"].items()}
     return {"state": out, "param_groups": state["param_groups"]}
 
 
