@@ -500,7 +500,7 @@ class Trainer:
         there is no budget or no rate yet."""
         if not self.time_budget or not getattr(self, "_step_seconds", None):
             return 0.0
-        evaluation = self.last_eval.seconds if self.last_eval is not None else self._eval_reserve() - 2.0
+        evaluation = self._eval_reserve() - 2.0      # the last evaluation's time, or its estimate
         end = self.clock() - self.start_time + steps_left * self._step_seconds + evaluations_left * evaluation + 2.0
         return end / self.time_budget
 
