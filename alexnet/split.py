@@ -174,38 +174,37 @@ def _fc_names(half):
     return names
 
 
+def _rows_of(value, rank: int) -> np.ndarray:
+    """Rank ``rank``'s share of an array over the whole model: its block of the output (first) axis."""
+    value = np.asarray(value)
+    n = value.shape[0] // WORLD
+    return value[rank * n:(rank + 1) * n].copy()
+
+
+def _gather_rows(value) -> np.ndarray:
+    """Collective: the whole model's array from every rank's block of the output (first) axis, rank 0's first."""
+    mine = np.ascontiguousarray(np.asarray(value))
+    whole = np.empty((WORLD * mine.shape[0], *mine.shape[1:]), dtype=mine.dtype)
+    dist.all_gather_into_tensor(whole, mine)
+    return whole
+
+
 def split_state_dict(state: dict, rank: int, half: Half) -> dict:
     """Rank ``rank``'s share of a whole-model state dict (every weight and bias split along its output axis)."""
-    out = {}
-    for whole, mine in _pairs(half):
-        for kind in ("weight", "bias"):
-            value = np.asarray(state[f"{whole}.{kind}"])
-            n = value.shape[0] // WORLD
-            out[f"{mine}.{kind}"] = value[rank * n:(rank + 1) * n].copy()
-    return out
+    return {mine: _rows_of(state[whole], rank) for whole, mine in _param_names(half)}
 
 
 def merge_state_dicts(halves: list, half: Half) -> dict:
     """The whole model's state dict from both ranks' half state dicts (rank 0's first)."""
     if len(halves) != WORLD:
         raise ValueError(f"alexnet.split.merge_state_dicts: needs {WORLD} half state dicts, got {len(halves)}")
-    out = {}
-    for whole, mine in _pairs(half):
-        for kind in ("weight", "bias"):
-            out[f"{whole}.{kind}"] = np.concatenate([np.asarray(h[f"{mine}.{kind}"]) for h in halves], axis=0)
-    return out
+    return {whole: np.concatenate([np.asarray(h[mine]) for h in halves], axis=0) for whole, mine in _param_names(half)}
 
 
 def gather_state_dict(half: Half) -> dict:
     """Collective (every rank calls it): the whole model's state dict, on every rank."""
-    halves = [{}, {}]
-    for name, value in half.state_dict().items():
-        mine = np.ascontiguousarray(np.asarray(value))
-        both = np.empty((WORLD * mine.shape[0], *mine.shape[1:]), dtype=mine.dtype)
-        dist.all_gather_into_tensor(both, mine)
-        for r in range(WORLD):
-            halves[r][name] = both[r * mine.shape[0]:(r + 1) * mine.shape[0]]
-    return merge_state_dicts(halves, half)
+    state = half.state_dict()
+    return {whole: _gather_rows(state[mine]) for whole, mine in _param_names(half)}
 
 
 def _param_names(half: Half) -> list:
@@ -221,20 +220,12 @@ def gather_optimizer_state(half: Half, state: dict) -> dict:
     model's, on every rank. Each per-parameter array (a momentum buffer, Adam's moments) has its parameter's
     shape and is gathered along the output axis as the parameter is; scalars (Adam's step) are the same on
     every rank. The parameter indices are the same in the half and the whole model (conv1 .. fc8)."""
-    def gather(value):
-        mine = np.ascontiguousarray(np.asarray(value))
-        whole = np.empty((WORLD * mine.shape[0], *mine.shape[1:]), dtype=mine.dtype)
-        dist.all_gather_into_tensor(whole, mine)
-        return whole
-    return _map_parameter_arrays(state, gather)
+    return _map_parameter_arrays(state, _gather_rows)
 
 
 def split_optimizer_state(state: dict, rank: int, half: Half) -> dict:
     """Rank ``rank``'s share of an optimizer state dict over the whole model (gather_optimizer_state's inverse)."""
-    def mine(value):
-        n = value.shape[0] // WORLD
-        return np.asarray(value)[rank * n:(rank + 1) * n].copy()
-    return _map_parameter_arrays(state, mine)
+    return _map_parameter_arrays(state, lambda value: _rows_of(value, rank))
 
 
 def _map_parameter_arrays(state: dict, fn) -> dict:
