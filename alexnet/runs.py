@@ -46,7 +46,8 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 FALLBACKS = dict(model="mini", data_dir=None, nesterov=False, schedule_args={}, device="cpu", seed=0, out=None,
                  limit_train=None, limit_test=None, augment=None, pca_lighting=None, crop_padding=None,
                  prefetch=2, time_budget=None, eval_batch_size=None, num_classes=None, val_fraction=0.1,
-                 warmup=None, width=None, norm=None, dropout=None, init=None, pool=None, split=None)
+                 warmup=None, width=None, norm=None, dropout=None, init=None, pool=None, split=None,
+                 label_smoothing=None)
 RECIPE_KEYS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule")
 
 
@@ -107,7 +108,7 @@ def _config_rules() -> dict:
         epochs=V.POSITIVE_INT, batch_size=V.POSITIVE_INT, lr=V.POSITIVE_FLOAT, momentum=V.MOMENTUM,
         weight_decay=V.NONNEG_FLOAT, seed=V.NONNEG_INT, limit_train=V.POSITIVE_INT, limit_test=V.POSITIVE_INT,
         num_classes=V.POSITIVE_INT, in_channels=V.POSITIVE_INT, width=V.WIDTH, dropout=V.PROBABILITY,
-        crop_padding=V.NONNEG_INT, prefetch=V.NONNEG_INT, eval_batch_size=V.POSITIVE_INT,
+        crop_padding=V.NONNEG_INT, prefetch=V.NONNEG_INT, label_smoothing=V.PROBABILITY, eval_batch_size=V.POSITIVE_INT,
         time_budget=V.TIME_BUDGET, val_fraction=V.Number(float, 0, 1, low_open=True, high_open=True),
         step_size=V.POSITIVE_INT, gamma=V.GAMMA, patience=V.NONNEG_INT, factor=V.FACTOR, warmup=V.FRACTION,
         model=tuple(models.names()), dataset=DATASETS, optimizer=OPTIMIZERS, schedule=SCHEDULES,

@@ -268,6 +268,32 @@ def test_a_slow_first_step_does_not_spend_the_time_budget(tmp_path):
     assert "partial_epoch_steps" not in metrics["epochs"][0]
 
 
+def test_label_smoothing_reaches_the_training_loss(tmp_path, monkeypatch):
+    """The trainer's loss is F.cross_entropy with the given label_smoothing (held to the formula
+    (1 - eps) * nll + eps * mean over classes of -log p)."""
+    import minidl.train.trainer as trainer_module
+    seen = []
+    real = trainer_module.F.cross_entropy
+
+    def recording(logits, target, **kwargs):
+        loss = real(logits, target, **kwargs)
+        seen.append((logits.data.copy(), np.asarray(target).copy(), kwargs.get("label_smoothing", 0.0), loss.item()))
+        return loss
+    monkeypatch.setattr(trainer_module.F, "cross_entropy", recording)
+    trainer = make_trainer(tmp_path, epochs=1)
+    trainer.label_smoothing = 0.2
+    trainer.fit()
+    assert seen and all(eps == 0.2 for *_, eps, _ in seen)
+    logits, target, eps, loss = seen[0]
+    log_p = logits - logits.max(axis=1, keepdims=True)
+    log_p = log_p - np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+    expected = np.mean((1 - eps) * -log_p[np.arange(len(target)), target] + eps * -log_p.mean(axis=1))
+    assert abs(loss - expected) < 1e-5 * abs(expected)
+    with pytest.raises(ValueError, match="label_smoothing must be a probability"):
+        Trainer(trainer.model, trainer.optimizer, trainer.train_loader, trainer.test_loader, epochs=1,
+                num_classes=3, label_smoothing=1.5)
+
+
 def test_labels_outside_the_models_classes(tmp_path):
     md.manual_seed(0)
     model = tiny_model(classes=3)
@@ -466,6 +492,10 @@ def test_cli_bad_input(tmp_path, image_folder, capsys):
     assert main(base + ["--data-dir", str(image_folder), "--num-classes", "2", "--out", str(tmp_path / "o2")]) == 2
     assert "labels in [0, 2], outside the model's classes 0..1" in capsys.readouterr().err
     assert not (tmp_path / "o2" / CHECKPOINT).exists() and not (tmp_path / "o2" / METRICS).exists()
+    # a label smoothing outside [0, 1) is refused where it is parsed
+    with pytest.raises(SystemExit):
+        main(base + ["--data-dir", str(image_folder), "--label-smoothing", "1", "--out", str(tmp_path / "o4")])
+    assert "--label-smoothing" in capsys.readouterr().err
     # resume without a checkpoint; evaluate a corrupt checkpoint
     assert main(["train", "--out", str(tmp_path / "o3"), "--resume"]) == 2
     assert "no checkpoint at" in capsys.readouterr().err

@@ -151,6 +151,8 @@ def run_spec(given: dict) -> dict:
 
 
 def _differences(old: dict, new: dict) -> str:
+    """The keys whose values differ, as text ("" when none); a key one side lacks reads as None there,
+    so a configuration key added later with the default None does not set finished runs apart."""
     keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
     return ", ".join(f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in keys)
 
@@ -195,7 +197,7 @@ def run_one(given: dict, setting: str, run_dir: str, *, gap_images: int = 10000,
     if os.path.exists(result_path):
         with open(result_path) as f:
             result = json.load(f)
-        if result.get("spec") != spec:
+        if _differences(result.get("spec") or {}, spec):
             raise ConfigMismatch(f"{run_dir} holds a finished run of another configuration "
                                  f"({_differences(result.get('spec') or {}, spec)})" + refuse)
         return dict(result, skipped=True)
@@ -203,7 +205,7 @@ def run_one(given: dict, setting: str, run_dir: str, *, gap_images: int = 10000,
     if os.path.exists(spec_path):
         with open(spec_path) as f:
             saved = json.load(f)
-        if saved != spec:
+        if _differences(saved, spec):
             raise ConfigMismatch(f"{run_dir} holds an unfinished run of another configuration "
                                  f"({_differences(saved, spec)})" + refuse)
         resume = os.path.exists(os.path.join(run_dir, CHECKPOINT))

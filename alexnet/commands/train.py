@@ -47,6 +47,8 @@ def register(subparsers) -> None:
       help="sgd: PyTorch's rule; sgd-paper: the paper's rule; adam")
     a("--momentum", type=V.MOMENTUM, default=None)
     a("--weight-decay", type=V.NONNEG_FLOAT, default=None)
+    a("--label-smoothing", type=V.PROBABILITY, default=None,
+      help="training loss: the targets mixed with a uniform distribution by this weight (default 0)")
     a("--nesterov", action=argparse.BooleanOptionalAction, default=None)
     a("--schedule", choices=SCHEDULES, default=None,
       help="none | step | plateau (per epoch) | cosine | onecycle (per step)")
@@ -226,7 +228,7 @@ def run(args, callback=None) -> int:
                           schedule=parts["schedule"], device=cfg["device"], classes=parts["test_ds"].classes,
                           meta=parts["meta"], callback=callback, progress=progress,
                           time_budget=cfg["time_budget"], start_time=start, out_lock=parts["lock"],
-                          world=world,
+                          world=world, label_smoothing=cfg.get("label_smoothing") or 0.0,
                           log=lambda *a: print(*a, flush=True))
         metrics = trainer.fit(resume=args.resume)
     except TrainingInterrupted as exc:

@@ -46,6 +46,7 @@ import numpy as np
 
 import minidl as md
 import minidl.functional as F
+from minidl import _validate as V
 from minidl import backend
 from minidl.distributed import World
 from minidl.optim.lr_scheduler import anneal_cos, anneal_linear, cosine_annealing, piecewise_anneal
@@ -349,7 +350,8 @@ class Trainer:
 
     train_loader must offer ``epoch(e, start_batch)`` and ``len()`` (minidl.data.DataLoader).
     ``meta`` (JSON-able: model name, build options, config) is stored in checkpoints and
-    metrics.json.  ``callback(trainer, epoch, step)`` runs at the start of every step (tests use
+    metrics.json.  The training loss is ``F.cross_entropy(logits, y, label_smoothing=label_smoothing)``;
+    the evaluation's is the plain cross-entropy.  ``callback(trainer, epoch, step)`` runs at the start of every step (tests use
     it to simulate Ctrl-C or to poison a weight); ``time_budget`` (seconds, counted from
     ``start_time``, default: when fit starts) stops training when it runs out; a per-step schedule
     follows the steps while the run is projected to end inside the budget (so such a run is
@@ -363,7 +365,7 @@ class Trainer:
                  classes=None, meta: dict | None = None, callback=None, progress: bool = True,
                  time_budget: float | None = None, start_time: float | None = None, plots: bool = True,
                  monitor_every: int | None = 50, out_lock=None, world=None,
-                 log=print):
+                 label_smoothing: float = 0.0, log=print):
         self.model, self.optimizer = model, optimizer
         self.train_loader, self.test_loader = train_loader, test_loader
         self.epochs, self.num_classes = int(epochs), int(num_classes)
@@ -379,6 +381,8 @@ class Trainer:
         self.clock = time.perf_counter     # the time budget's clock (tests replace it)
         self.clock_schedule_from = None    # "epoch E, step S" where the schedule began to follow the clock
         self.plots = plots
+        # the training loss's (F.cross_entropy's label_smoothing); the test loss stays the plain one
+        self.label_smoothing = V.probability("Trainer", "label_smoothing", label_smoothing)
         # per-layer statistics every monitor_every steps and the health check (docs/diagnostics.md)
         self.monitor = LayerMonitor(model, every=monitor_every) if monitor_every else None
         self.health = HealthCheck(self.num_classes) if monitor_every and self.num_classes >= 2 else None
@@ -669,7 +673,7 @@ class Trainer:
         position it leads to."""
         x, y = _host(x), _host(y)      # the loader yields Tensors
         logits = self.model(md.Tensor(backend.to_device(x, self.device)))
-        loss = F.cross_entropy(logits, y)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
         loss_value = loss.item()
         if not math.isfinite(loss_value):
             path = self.checkpoint_path
