@@ -213,6 +213,21 @@ def _padded_plane(x, n, c, oh0, ow0, hp, wp):
     return z
 
 
+_CHANNEL_BLOCK = 16   # channels per task where a kernel reuses its buffers across channels
+
+
+@njit(cache=True, inline="always")
+def _fill_plane(x, n, c, oh0, ow0, z):
+    """z[i, j] = x[n, c, i - oh0, j - ow0] where that lies inside x; z's other cells are left as they are."""
+    h, w = x.shape[2], x.shape[3]
+    hp, wp = z.shape
+    i0, i1, j0, j1 = max(0, oh0), min(hp, h + oh0), max(0, ow0), min(wp, w + ow0)
+    for i in range(i0, i1):
+        src, dst = x[n, c, i - oh0], z[i]
+        for j in range(j0, j1):
+            dst[j] = src[j - ow0]
+
+
 @njit(cache=True, inline="always")
 def _store_task(v, c, n, tpi, out):
     """out[ab, c, n*tpi:(n+1)*tpi] = v[ab]: a task's part of V, written as alpha^2 contiguous runs."""
@@ -313,39 +328,50 @@ def _transform_in_f23_nb(x, oh0, ow0, th, tw, out):
 
 @njit(parallel=True, cache=True)
 def _transform_dy_f32_nb(dy, th, tw, halves, out):
-    """As _transform_in_nb with lt = G' of F(3, 2) (2x2 tiles of dy, step 2): out[a*4 + b, o, t] = (G' dy_t G'^T)[a, b]."""
+    """As _transform_in_nb with lt = G' of F(3, 2) (2x2 tiles of dy, step 2): out[a*4 + b, o, t] = (G' dy_t G'^T)[a, b].
+
+    One task per (image, block of _CHANNEL_BLOCK channels), its buffers allocated once per task."""
     n_n, o_n = dy.shape[0], dy.shape[1]
-    for task in prange(n_n * o_n):
-        n = task // o_n
-        o = task % o_n
-        z = _padded_plane(dy, n, o, 0, 0, 2 * th, 2 * tw)
-        half = halves[0]
+    nblk = (o_n + _CHANNEL_BLOCK - 1) // _CHANNEL_BLOCK
+    half = halves[0]
+    for task in prange(n_n * nblk):
+        n = task // nblk
+        o0 = (task % nblk) * _CHANNEL_BLOCK
+        z = np.zeros((2 * th, 2 * tw), out.dtype)     # the plane, zero past OH, OW (the same cells each time)
         v16 = np.empty((16, th * tw), out.dtype)
-        for ty in range(th):
-            base = ty * tw
-            r = 2 * ty
-            for tx in range(tw):
-                s = 2 * tx
-                e0 = _g32(z[r, s], z[r + 1, s], half)
-                e1 = _g32(z[r, s + 1], z[r + 1, s + 1], half)
-                for a in range(4):
-                    _put_row4(v16, a, base + tx, _g32(e0[a], e1[a], half))
-        _store_task(v16, o, n, th * tw, out)
+        for o in range(o0, min(o0 + _CHANNEL_BLOCK, o_n)):
+            _fill_plane(dy, n, o, 0, 0, z)
+            for ty in range(th):
+                base = ty * tw
+                z0, z1 = z[2 * ty], z[2 * ty + 1]
+                for tx in range(tw):
+                    s = 2 * tx
+                    e0 = _g32(z0[s], z1[s], half)
+                    e1 = _g32(z0[s + 1], z1[s + 1], half)
+                    for a in range(4):
+                        _put_row4(v16, a, base + tx, _g32(e0[a], e1[a], half))
+            _store_task(v16, o, n, th * tw, out)
 
 
 @njit(parallel=True, cache=True)
 def _scatter_nb(yt, m, th, tw, bias, y):
     """y[n, o, ty*m + i, tx*m + j] = yt[i*m + j, o, (n*th + ty)*tw + tx] + bias[o], cropped to y.
 
-    yt (m*m, O, N*th*tw); y (N, O, OH, OW); bias (O,)."""
+    yt (m*m, O, N*th*tw); y (N, O, OH, OW); bias (O,).  Through 1-D row views: a run of yt's tiles
+    for one (i, j) goes to every m-th element of one row of y."""
     n_n, o_n, oh, ow = y.shape
     for task in prange(n_n * o_n):
         n = task // o_n
         o = task % o_n
+        b = bias[o]
         for hh in range(oh):
             ty, i = hh // m, hh % m
-            for ww in range(ow):
-                y[n, o, hh, ww] = yt[i * m + ww % m, o, (n * th + ty) * tw + ww // m] + bias[o]
+            y_row = y[n, o, hh]
+            base = (n * th + ty) * tw
+            for j in range(m):
+                tiles = yt[i * m + j, o, base:base + tw]
+                for tx in range(min(tw, (ow - j + m - 1) // m)):   # the columns tx*m + j inside y
+                    y_row[tx * m + j] = tiles[tx] + b
 
 
 def _transform_in_numba(x, lt, step, off, th, tw, out, work=None):
