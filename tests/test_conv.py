@@ -18,6 +18,12 @@ GEOMETRIES = [
     ((3, 2, 11, 8), (4, 3), 3, 0),
     ((2, 2, 13, 13), (3, 3), 4, 1),
     ((1, 1, 6, 7), (1, 1), 2, 0),
+    # stride 1, OW == W: the Numba "same width" kernels (rows wholly in the padding, a kernel larger
+    # than the plane, 1x1, non-square kernels with ph != pw)
+    ((2, 3, 6, 7), (3, 5), 1, (0, 2)),
+    ((2, 2, 4, 9), (5, 3), 1, (3, 1)),
+    ((1, 2, 3, 3), (5, 5), 1, 2),
+    ((2, 3, 4, 5), (1, 1), 1, 0),
 ]
 DTYPES = [np.float32, np.float64]
 
