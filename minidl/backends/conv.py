@@ -40,15 +40,22 @@ WINOGRAD_TILES = {3: (2, 4), 5: (2,)}
 # slower than im2col, and FFT 3-8x slower than im2col on every layer.
 AUTO_WINOGRAD = {3: "winograd-2x2"}   # kernel size -> algorithm, for stride-1 layers on the CPU
 MIN_CHANNELS = 16  # below this many input channels per group the transforms outweigh the GEMMs
+# Once im2col's "same width" kernels vectorised, it beat F(2x2, 3x3) on mini's 6x6 maps (conv3-5,
+# by 20-40%) while F(2x2, 3x3) still won on AlexNet's 13x13 ones (by 20-25%): on small maps the
+# per-tile work of the transforms outweighs the multiplies saved.  Nothing between was measured.
+MIN_WINOGRAD_OUTPUT = 10   # Winograd only when the output map is at least this many rows and columns
 
 
 def auto(x_shape, w_shape, stride, padding, groups, dtype, device):
     """The deterministic rule: on the CPU, Winograd F(2x2, 3x3) for 3x3 stride-1 layers with at
-    least MIN_CHANNELS input channels per group; im2col for everything else and on the GPU."""
+    least MIN_CHANNELS input channels per group and an output map of at least MIN_WINOGRAD_OUTPUT
+    rows and columns; im2col for everything else and on the GPU."""
     choice = AUTO_WINOGRAD.get(w_shape[2]) if w_shape[2] == w_shape[3] else None
     if device != "cpu" or choice is None or w_shape[1] < MIN_CHANNELS or requirement(choice, w_shape, stride):
         return "im2col"
-    return choice
+    (ph, pw) = _pair(padding)
+    out_rows, out_cols = x_shape[2] + 2 * ph - w_shape[2] + 1, x_shape[3] + 2 * pw - w_shape[3] + 1
+    return choice if min(out_rows, out_cols) >= MIN_WINOGRAD_OUTPUT else "im2col"
 
 
 def multiplies(name, x_shape, w_shape, stride, padding, groups):
