@@ -16,6 +16,7 @@ from minidl.data import DataLoader
 
 from minidl.train import checkpoint as ckpt_io
 from minidl.train import plots
+from minidl.train import trainer as trainer_module
 from minidl.train.trainer import (CHECKPOINT, METRICS, Schedule, Trainer, TrainingDiverged, TrainingInterrupted,
                            check_labels, evaluate, prepare_out_dir, topk_correct)
 
@@ -271,7 +272,6 @@ def test_a_slow_first_step_does_not_spend_the_time_budget(tmp_path):
 def test_label_smoothing_reaches_the_training_loss(tmp_path, monkeypatch):
     """The trainer's loss is F.cross_entropy with the given label_smoothing (held to the formula
     (1 - eps) * nll + eps * mean over classes of -log p)."""
-    import minidl.train.trainer as trainer_module
     seen = []
     real = trainer_module.F.cross_entropy
 
