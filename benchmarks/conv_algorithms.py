@@ -3,6 +3,7 @@
 
     PYTHONPATH=. python benchmarks/conv_algorithms.py            # full shapes; run on a quiet machine
     PYTHONPATH=. python benchmarks/conv_algorithms.py --quick    # tiny shapes: checks that it runs
+    PYTHONPATH=. python benchmarks/conv_algorithms.py --algorithms im2col winograd-2x2 --tag NAME   # a subset
 
 For each layer and each applicable algorithm: the median of ``repeats`` fwd+bwd runs, ours and
 torch's interleaved (ours, torch, torch, ours, ...), the ratio torch/ours, the effective GFLOP/s
@@ -89,14 +90,17 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="tiny shapes, one repeat: checks that it runs")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--out", default=os.path.join("benchmarks", "results"))
+    parser.add_argument("--algorithms", nargs="+", choices=settings.ALGORITHMS, default=list(settings.ALGORITHMS),
+                        help="only these algorithms (default: all)")
+    parser.add_argument("--tag", default=None, help="write conv_algorithms-TAG.json (a subset run beside the full one)")
     args = parser.parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 7)
     layers = [quick_layer(layer) for layer in LAYERS] if args.quick else LAYERS
-    results = {"quick": args.quick, "repeats": repeats, "environment": environment(),
+    results = {"quick": args.quick, "repeats": repeats, "algorithms": args.algorithms, "environment": environment(),
                "sgemm_2048_gflops": sgemm_gflops(512 if args.quick else 2048, repeats), "rows": []}
     print(f"numpy sgemm: {results['sgemm_2048_gflops']:.1f} GFLOP/s")
     for layer in layers:
-        for algorithm in settings.ALGORITHMS:
+        for algorithm in args.algorithms:
             if settings.requirement(algorithm, (0, 0, layer[5], layer[5]), (layer[6], layer[6])) is not None:
                 continue
             row = bench_layer(layer, algorithm, repeats)
@@ -105,7 +109,8 @@ def main(argv=None):
                   f" speed-up {row['speedup']:5.2f}, {row['effective_gflops']:6.1f} GFLOP/s"
                   f"{'  (auto)' if row['auto_picks'] == algorithm else ''}", flush=True)
     os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "conv_algorithms" + ("-quick" if args.quick else "") + ".json")
+    name = "conv_algorithms" + ("-quick" if args.quick else "") + (f"-{args.tag}" if args.tag else "")
+    path = os.path.join(args.out, name + ".json")
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     with open(path, "w") as f:
         json.dump(results, f, indent=1)
