@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+import alexnet
 import minidl as md
 from minidl import nn, optim
 from minidl.data import DataLoader
@@ -514,5 +515,6 @@ def test_cli_smoke_on_real_fashion_mnist(tmp_path, capsys):
     assert result.returncode == 0, result.stderr
     metrics = check_run_outputs(out, 1)
     assert metrics["dataset"] == "fashion-mnist" and metrics["epochs"][0]["images_per_s"] > 0
+    assert metrics["config"]["label_smoothing"] == alexnet.recipe("mini")["label_smoothing"]   # the recipe's key
     assert main(["evaluate", str(out / CHECKPOINT), "--limit-test", "128", "--json", "--no-progress"]) == 0
     assert json.loads(capsys.readouterr().out)["top1"] == metrics["epochs"][-1]["test_acc"]
