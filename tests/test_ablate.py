@@ -128,6 +128,24 @@ def test_finished_runs_are_skipped_interrupted_ones_resumed_and_other_configs_re
     assert len(fake.calls) == 3
 
 
+def test_runs_saved_before_a_configuration_key_existed_still_match(tmp_path, monkeypatch):
+    """A finished run whose saved spec predates label_smoothing (no such key) matches the same
+    configuration now (ablate runs without label smoothing), and one saved with 0.1 does not."""
+    monkeypatch.setattr(ablate, "_train", FakeTrain())
+    assert ablate.run_given("mini", "baseline", 0, out="x")["label_smoothing"] == 0.0   # not the recipe's 0.1
+    ablate.run_one(given_for(tmp_path, 0), "baseline", str(tmp_path / "seed0"))
+    path = tmp_path / "seed0" / "result.json"
+    saved = json.loads(path.read_text())
+    assert saved["spec"]["label_smoothing"] == 0.0
+    del saved["spec"]["label_smoothing"]                      # as a run written before the key existed
+    path.write_text(json.dumps(saved))
+    assert ablate.run_one(given_for(tmp_path, 0), "baseline", str(tmp_path / "seed0"))["skipped"]
+    saved["spec"]["label_smoothing"] = 0.1
+    path.write_text(json.dumps(saved))
+    with pytest.raises(ablate.ConfigMismatch, match=r"label_smoothing: 0.1 there, 0.0 now"):
+        ablate.run_one(given_for(tmp_path, 0), "baseline", str(tmp_path / "seed0"))
+
+
 def test_the_curves_figure_draws_every_setting(tmp_path):
     runs = [fake_result(s, k, 0.1 + 0.01 * k, 0.01) for s in ("baseline", "no-lrn") for k in range(2)]
     runs[-1]["history"][-1]["epoch_fraction"] = 0.5
