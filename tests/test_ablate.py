@@ -140,6 +140,9 @@ def test_runs_saved_before_a_configuration_key_existed_still_match(tmp_path, mon
     del saved["spec"]["label_smoothing"]                      # as a run written before the key existed
     path.write_text(json.dumps(saved))
     assert ablate.run_one(given_for(tmp_path, 0), "baseline", str(tmp_path / "seed0"))["skipped"]
+    saved["spec"]["label_smoothing"] = None                   # the key's first default, also meaning none
+    path.write_text(json.dumps(saved))
+    assert ablate.run_one(given_for(tmp_path, 0), "baseline", str(tmp_path / "seed0"))["skipped"]
     saved["spec"]["label_smoothing"] = 0.1
     path.write_text(json.dumps(saved))
     with pytest.raises(ablate.ConfigMismatch, match=r"label_smoothing: 0.1 there, 0.0 now"):

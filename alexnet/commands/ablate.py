@@ -152,15 +152,16 @@ def run_spec(given: dict) -> dict:
     return json.loads(json.dumps({k: v for k, v in sorted(cfg.items()) if k not in _VOLATILE}))
 
 
-# Configuration keys added after runs were made, with the value that matches what those runs did.
+# Configuration keys added after runs were made, with the value that matches what those runs did
+# (label_smoothing None, its first default, also meant none).
 _BEFORE_THE_KEY = {"label_smoothing": 0.0}
 
 
 def _differences(old: dict, new: dict) -> str:
-    """The keys whose values differ, as text ("" when none).  A key one side lacks reads as the value
-    the key's behaviour had before it existed (_BEFORE_THE_KEY; None for others)."""
+    """The keys whose values differ, as text ("" when none).  A key one side lacks, or holds as None,
+    reads as the value the key's behaviour had before it existed (_BEFORE_THE_KEY; None for others)."""
     def value(spec, key):
-        return spec[key] if key in spec else _BEFORE_THE_KEY.get(key)
+        return _BEFORE_THE_KEY.get(key) if spec.get(key) is None else spec[key]
     keys = [k for k in sorted(set(old) | set(new)) if value(old, k) != value(new, k)]
     return ", ".join(f"{k}: {value(old, k)!r} there, {value(new, k)!r} now" for k in keys)
 
