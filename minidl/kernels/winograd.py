@@ -202,20 +202,6 @@ def _pad_to(x, ph, pw, hh, ww):
 # (image, channel) builds its part of V in a small local buffer and writes it as alpha^2
 # contiguous runs: the alpha^2 rows of V lie C*T elements apart, often a multiple of 4 KiB, and
 # storing to all of them tile by tile thrashed the cache.
-@njit(cache=True)
-def _padded_plane(x, n, c, oh0, ow0, hp, wp):
-    """z (hp, wp): z[i, j] = x[n, c, i - oh0, j - ow0], zero outside x."""
-    h, w = x.shape[2], x.shape[3]
-    z = np.zeros((hp, wp), x.dtype)
-    i0, i1, j0, j1 = max(0, oh0), min(hp, h + oh0), max(0, ow0), min(wp, w + ow0)
-    if i1 > i0 and j1 > j0:
-        z[i0:i1, j0:j1] = x[n, c, i0 - oh0:i1 - oh0, j0 - ow0:j1 - ow0]
-    return z
-
-
-_CHANNEL_BLOCK = 16   # channels per task where a kernel reuses its buffers across channels
-
-
 @njit(cache=True, inline="always")
 def _fill_plane(x, n, c, oh0, ow0, z):
     """z[i, j] = x[n, c, i - oh0, j - ow0] where that lies inside x; z's other cells are left as they are."""
@@ -226,6 +212,17 @@ def _fill_plane(x, n, c, oh0, ow0, z):
         src, dst = x[n, c, i - oh0], z[i]
         for j in range(j0, j1):
             dst[j] = src[j - ow0]
+
+
+@njit(cache=True)
+def _padded_plane(x, n, c, oh0, ow0, hp, wp):
+    """z (hp, wp): z[i, j] = x[n, c, i - oh0, j - ow0], zero outside x."""
+    z = np.zeros((hp, wp), x.dtype)
+    _fill_plane(x, n, c, oh0, ow0, z)
+    return z
+
+
+_CHANNEL_BLOCK = 16   # channels per task where a kernel reuses its buffers across channels
 
 
 @njit(cache=True, inline="always")
