@@ -22,8 +22,8 @@ from numba import njit, prange
 
 from .. import backend
 from . import memory, pick
+from .elementwise import PARALLEL_MIN   # the same threshold as the gradient add's
 
-PARALLEL_MIN = 1 << 16   # elements: below this, one thread is faster than waking the others
 BLOCK = 1 << 14          # elements per Numba work item
 
 
