@@ -24,6 +24,13 @@ GEOMETRIES = [
     ((2, 2, 4, 9), (5, 3), 1, (3, 1)),
     ((1, 2, 3, 3), (5, 5), 1, 2),
     ((2, 3, 4, 5), (1, 1), 1, 0),
+    # stride 1, same padding in both directions (OH = H, OW = W): the channel-major kernels (a run
+    # crossing images, non-square, kernels as large as or larger than the plane, 1x1 above)
+    ((3, 5, 6, 6), (3, 3), 1, 1),
+    ((2, 3, 5, 7), (3, 5), 1, (1, 2)),
+    ((4, 2, 2, 3), (3, 3), 1, 1),
+    ((2, 3, 4, 4), (7, 7), 1, 3),
+    ((2, 2, 3, 3), (9, 9), 1, 4),
 ]
 DTYPES = [np.float32, np.float64]
 

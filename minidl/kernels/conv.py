@@ -31,7 +31,8 @@ Versions
 --------
 ``im2col_reference`` / ``col2im_reference``: plain NumPy (sliding windows; a loop over output
 positions), short and obviously right; the ground truth of the tests.
-``im2col_numba`` / ``col2im_numba``: parallel Numba loops (the CPU default).
+``im2col_numba`` / ``col2im_numba``: parallel Numba loops (the CPU default), with kernels of their
+own for stride 1 with "same" width (OW = W) and for "same" height and width (channel-major runs).
 ``im2col_xp`` / ``col2im_xp``: array-generic code (a loop over the kh*kw kernel taps, each
 one strided slice copy) that runs with CuPy on the GPU and with NumPy in the tests.
 ``im2col`` / ``col2im``: dispatchers.  The packing helpers (``pack_grad``, ``unpack_output``)
@@ -227,6 +228,100 @@ def _col2im_same_width_nb(col, kh, kw, ph, pw, oh_n, dx):
             _copy(plane[hh], zp[(hh + ph) * wp + pw:(hh + ph) * wp + pw + w])
 
 
+# Stride 1 and "same" padding in both directions (2 ph = kh - 1, 2 pw = kw - 1: OH = H, OW = W)
+# goes further with x in channel-major order, xt (C, N*H*W): column row r = (c, i, j) is then the
+# channel's whole block shifted by s = di W + dj (di = i - ph, dj = j - pw), ONE run of N*H*W,
+#     col[r, k] = xt[c, k + s],   k = n P + oh W + ow,
+# wrong only where the tap's input lies in the padding, where the run has wrapped into the
+# neighbouring row or image: the "edge" rows oh with oh + di outside [0, H) and the edge columns
+# ow with ow + dj outside [0, W) of every image, which are zeroed after the copy.  col2im adds
+# each tap's row as one run the other way, dxt[c, k + s] += col[r, k]; the wrapped entries land
+# exactly on the positions that no valid entry of that tap reaches (rows [0, di) or [H + di, H),
+# columns [0, dj) or [W + dj, W) when shifts are negative), so those are saved before the add and
+# restored after it: the sum per pixel is the same, in the same tap order, as _col2im_same_width_nb.
+# On mini's 6x6 maps this turns runs of 36 values into runs of N*36.
+@njit(cache=True, inline="always")
+def _edge(d, size):
+    """The range [lo, hi) of an axis of ``size`` whose index + d falls outside [0, size)."""
+    if d > 0:
+        return max(0, size - d), size
+    return 0, min(size, -d)
+
+
+@njit(cache=True, inline="always")
+def _edges(a, buf, b_n, h, w, di, dj, mode):
+    """Visit the edge positions of a (N*H*W, image-major) for the shift (di, dj): the edge rows of
+    each image as one run, then each edge column as one stride-W sweep over all N*H rows (corners
+    twice, harmlessly).  mode 0 zeroes them, 1 copies them into buf, 2 copies them back from buf."""
+    r0, r1 = _edge(di, h)
+    c0, c1 = _edge(dj, w)
+    m = (r1 - r0) * w
+    q = 0
+    for n in range(b_n):
+        run = a[n * h * w + r0 * w:n * h * w + r1 * w]
+        if mode == 0:
+            _fill(run, a.dtype.type(0))
+        elif mode == 1:
+            _copy(buf[q:q + m], run)
+        else:
+            _copy(run, buf[q:q + m])
+        q += m
+    for col in range(c0, c1):
+        if mode == 0:
+            for k in range(col, b_n * h * w, w):
+                a[k] = 0
+        elif mode == 1:
+            for k in range(col, b_n * h * w, w):
+                buf[q] = a[k]
+                q += 1
+        else:
+            for k in range(col, b_n * h * w, w):
+                a[k] = buf[q]
+                q += 1
+
+
+@njit(parallel=True, cache=True)
+def _im2col_same_nb(xt, b_n, h, w, kh, kw, ph, pw, col):
+    """xt (C, N*H*W) channel-major -> col (C*kh*kw, N*H*W); stride 1, same padding."""
+    c_n, total = xt.shape
+    for r in prange(c_n * kh * kw):
+        c = r // (kh * kw)
+        di, dj = (r // kw) % kh - ph, r % kw - pw
+        s = di * w + dj
+        k0, k1 = max(0, -s), min(total, total - s)
+        dst = col[r]
+        _fill(dst[:k0], col.dtype.type(0))
+        _fill(dst[k1:], col.dtype.type(0))
+        _copy(dst[k0:k1], xt[c, k0 + s:k1 + s])
+        _edges(dst, dst[:0], b_n, h, w, di, dj, 0)
+
+
+@njit(parallel=True, cache=True)
+def _col2im_same_nb(col, b_n, h, w, kh, kw, ph, pw, dxt):
+    """col (C*kh*kw, N*H*W) -> dxt (C, N*H*W) channel-major, written; one channel per task."""
+    c_n, total = dxt.shape
+    for c in prange(c_n):
+        acc = dxt[c]
+        _fill(acc, dxt.dtype.type(0))
+        kept = np.empty(b_n * (min(h, ph) * w + h * min(w, pw)), dxt.dtype)   # the largest edge
+        for t in range(kh * kw):
+            di, dj = t // kw - ph, t % kw - pw
+            s = di * w + dj
+            k0, k1 = max(0, -s), min(total, total - s)
+            _edges(acc, kept, b_n, h, w, -di, -dj, 1)
+            _add(acc[k0 + s:k1 + s], col[c * kh * kw + t, k0:k1])
+            _edges(acc, kept, b_n, h, w, -di, -dj, 2)
+
+
+@njit(parallel=True, cache=True)
+def _swap_leading_axes_nb(a, out):
+    """a (A, B, M) -> out (B, A, M): a[i, j] copied to out[j, i], one (i, j) row of M per task."""
+    a_n, b_n, _ = a.shape
+    for t in prange(a_n * b_n):
+        i, j = t // b_n, t % b_n
+        _copy(out[j, i], a[i, j])
+
+
 @njit(cache=True, inline="always")
 def _fill(dst, value):
     for k in range(dst.shape[0]):
@@ -247,6 +342,10 @@ def _add(dst, src):
 
 def _same_width(kw, sh, sw, pw):
     return sh == 1 and sw == 1 and 2 * pw == kw - 1
+
+
+def _same(kh, kw, sh, sw, ph, pw):
+    return _same_width(kw, sh, sw, pw) and 2 * ph == kh - 1
 
 
 def _check_numba_dtype(a, name):
@@ -270,7 +369,11 @@ def im2col_numba(x, kernel_size, stride=1, padding=0, out=None):
     if out is None:
         out = np.empty((c * kh * kw, b * oh_n * ow_n), dtype=x.dtype)
     _check_array("im2col_numba", "out", out, (c * kh * kw, b * oh_n * ow_n), x.dtype)
-    if _same_width(kw, sh, sw, pw):
+    if _same(kh, kw, sh, sw, ph, pw):
+        xt = memory.empty((c, b, h, w), x.dtype)
+        _swap_leading_axes_nb(np.ascontiguousarray(x).reshape(b, c, h * w), xt.reshape(c, b, h * w))
+        _im2col_same_nb(xt.reshape(c, b * h * w), b, h, w, kh, kw, ph, pw, out)
+    elif _same_width(kw, sh, sw, pw):
         _im2col_same_width_nb(np.ascontiguousarray(x), kh, kw, ph, pw, oh_n, out)
     else:
         _im2col_nb(np.ascontiguousarray(x), kh, kw, sh, sw, ph, pw, oh_n, ow_n, out)
@@ -287,7 +390,11 @@ def col2im_numba(col, x_shape, kernel_size, stride=1, padding=0, out=None):
     if out is None:
         out = np.empty(tuple(x_shape), dtype=col.dtype)
     _check_array("col2im_numba", "out", out, tuple(x_shape), col.dtype)
-    if _same_width(kw, sh, sw, pw):
+    if _same(kh, kw, sh, sw, ph, pw) and c > 1:   # one task per channel: a single channel runs on one core
+        dxt = memory.empty((c, b, h, w), col.dtype)
+        _col2im_same_nb(col, b, h, w, kh, kw, ph, pw, dxt.reshape(c, b * h * w))
+        _swap_leading_axes_nb(dxt.reshape(c, b, h * w), out.reshape(b, c, h * w))
+    elif _same_width(kw, sh, sw, pw):
         _col2im_same_width_nb(col, kh, kw, ph, pw, oh_n, out)
     else:
         _col2im_nb(col, kh, kw, sh, sw, ph, pw, oh_n, ow_n, out)
