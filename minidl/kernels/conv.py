@@ -236,9 +236,10 @@ def _col2im_same_width_nb(col, kh, kw, ph, pw, oh_n, dx):
 # neighbouring row or image: the "edge" rows oh with oh + di outside [0, H) and the edge columns
 # ow with ow + dj outside [0, W) of every image, which are zeroed after the copy.  col2im adds
 # each tap's row as one run the other way, dxt[c, k + s] += col[r, k]; the wrapped entries land
-# exactly on the positions that no valid entry of that tap reaches (rows [0, di) or [H + di, H),
-# columns [0, dj) or [W + dj, W) when shifts are negative), so those are saved before the add and
-# restored after it: the sum per pixel is the same, in the same tap order, as _col2im_same_width_nb.
+# exactly on the positions that no valid entry of that tap reaches (for di > 0 the first di rows
+# of each image, for di < 0 the last -di; columns likewise with dj), so those are saved before the
+# add and restored after it: each pixel sums the same terms in the same tap order as
+# _col2im_same_width_nb.
 # On mini's 6x6 maps this turns runs of 36 values into runs of N*36.
 @njit(cache=True, inline="always")
 def _edge(d, size):
