@@ -44,20 +44,14 @@ MIN_CHANNELS = 16  # below this many input channels per group the transforms out
 # by 20-40%) while F(2x2, 3x3) still won on AlexNet's 13x13 ones (by 20-25%): on small maps the
 # per-tile work of the transforms outweighs the multiplies saved.  Nothing between was measured.
 MIN_WINOGRAD_OUTPUT = 10   # Winograd only when the output map is at least this many rows and columns
-# Once im2col's channel-major kernels for "same" padding came, it beat F(2x2, 3x3) on AlexNet's
-# grouped conv4 and conv5 (by 8-11%, interleaved fwd+bwd at batch 32) while F(2x2, 3x3) kept
-# ungrouped conv3 (by 11%; torchvision's ungrouped 13x13 layers within +-4%): with two groups each
-# of Winograd's 16 GEMMs per chunk is half as deep, and im2col's single deep GEMM gains more.
-WINOGRAD_GROUPS = 1        # Winograd only for layers with at most this many groups
 
 
 def auto(x_shape, w_shape, stride, padding, groups, dtype, device):
-    """The deterministic rule: on the CPU, Winograd F(2x2, 3x3) for ungrouped 3x3 stride-1 layers
-    with at least MIN_CHANNELS input channels and an output map of at least MIN_WINOGRAD_OUTPUT
+    """The deterministic rule: on the CPU, Winograd F(2x2, 3x3) for 3x3 stride-1 layers with at
+    least MIN_CHANNELS input channels per group and an output map of at least MIN_WINOGRAD_OUTPUT
     rows and columns; im2col for everything else and on the GPU."""
     choice = AUTO_WINOGRAD.get(w_shape[2]) if w_shape[2] == w_shape[3] else None
-    if (device != "cpu" or choice is None or w_shape[1] < MIN_CHANNELS or groups > WINOGRAD_GROUPS
-            or requirement(choice, w_shape, stride)):
+    if device != "cpu" or choice is None or w_shape[1] < MIN_CHANNELS or requirement(choice, w_shape, stride):
         return "im2col"
     (ph, pw) = _pair(padding)
     out_rows, out_cols = x_shape[2] + 2 * ph - w_shape[2] + 1, x_shape[3] + 2 * pw - w_shape[3] + 1
