@@ -44,6 +44,10 @@ MIN_CHANNELS = 16  # below this many input channels per group the transforms out
 # by 20-40%) while F(2x2, 3x3) still won on AlexNet's 13x13 ones (by 20-25%): on small maps the
 # per-tile work of the transforms outweighs the multiplies saved.  Nothing between was measured.
 MIN_WINOGRAD_OUTPUT = 10   # Winograd only when the output map is at least this many rows and columns
+# After im2col's channel-major kernels for "same" padding, AlexNet's grouped conv4 and conv5 are a
+# toss-up that depends on the machine's phase (alternated fwd+bwd at batch 32: im2col 8-11% faster
+# in a slow phase, Winograd 0-15% faster in a fast one; the whole `paper` step within 1.4%), so
+# no groups condition; ungrouped 13x13 layers stay clearly Winograd's (11-22%).
 
 
 def auto(x_shape, w_shape, stride, padding, groups, dtype, device):
