@@ -215,14 +215,14 @@ def test_conv2d_function_keeps_the_column_matrix_only_for_a_weight_gradient():
     with md.backends.conv.flags(algorithm="im2col"):
         x, w = md.tensor(xa, requires_grad=True), md.tensor(wa, requires_grad=True)
         y = F.conv2d(x, w, padding=2, groups=2)
-        assert y.grad_fn.col is not None
+        assert y.grad_fn.kept is not None
         with md.no_grad():
             assert F.conv2d(x, w, padding=2, groups=2).grad_fn is None
         frozen = md.tensor(wa)  # no weight gradient: nothing to keep
-        assert F.conv2d(x, frozen, padding=2, groups=2).grad_fn.col is None
+        assert F.conv2d(x, frozen, padding=2, groups=2).grad_fn.kept is None
         dy = rng.standard_normal(y.shape)
         y.backward(md.tensor(dy), retain_graph=True)   # consumes the kept matrix ...
-        assert y.grad_fn.col is None
+        assert y.grad_fn.kept is None
         y.backward(md.tensor(dy))                      # ... so the second backward runs im2col again
     tx, tw = torch.tensor(xa, requires_grad=True), torch.tensor(wa, requires_grad=True)
     ty = torch.nn.functional.conv2d(tx, tw, padding=2, groups=2)
@@ -339,3 +339,24 @@ def test_conv2d_gpu_matches_cpu():
         (F.conv2d(*ts, stride=2, padding=1, groups=2) ** 2).sum().backward()
     for c, g in zip(cpu, gpu):
         np.testing.assert_allclose(g.grad.numpy(), c.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_conv2d_function_keeps_winograds_transformed_input_only_for_its_weight_gradient():
+    """A Winograd forward that will need dw keeps V (the weight gradient then skips one transform);
+    with weight_grad="im2col", without a weight gradient, or under no_grad, nothing is kept; the
+    gradients match PyTorch's either way."""
+    rng = np.random.default_rng(11)
+    xa, wa = rng.standard_normal((2, 32, 10, 10)), rng.standard_normal((32, 16, 3, 3))
+    dy = rng.standard_normal((2, 32, 10, 10))
+    tx, tw = torch.tensor(xa, requires_grad=True), torch.tensor(wa, requires_grad=True)
+    torch.nn.functional.conv2d(tx, tw, padding=1, groups=2).backward(torch.tensor(dy))
+    for weight_grad, keeps in (("same", True), ("im2col", False)):
+        with md.backends.conv.flags(algorithm="winograd-2x2", weight_grad=weight_grad):
+            x, w = md.tensor(xa, requires_grad=True), md.tensor(wa, requires_grad=True)
+            y = F.conv2d(x, w, padding=1, groups=2)
+            assert (y.grad_fn.kept is not None) == keeps
+            assert F.conv2d(x, md.tensor(wa), padding=1, groups=2).grad_fn.kept is None
+            y.backward(md.tensor(dy), retain_graph=True)
+            assert y.grad_fn.kept is None          # used once and dropped
+        assert_close(x.grad, tx.grad, np.float64, "dx")
+        assert_close(w.grad, tw.grad, np.float64, "dw")

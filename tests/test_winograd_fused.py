@@ -101,3 +101,32 @@ def test_f23_matrices_are_the_written_out_ones():
     """The written-out kernels' docstrings spell these matrices; the dispatch compares against _F23."""
     np.testing.assert_array_equal(W._F23["bt"], [[-1, 0, 1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, -1, 0, 1]])
     np.testing.assert_array_equal(W._F23["g_dw"], [[-1, 0], [.5, .5], [.5, -.5], [0, 1]])
+
+
+@pytest.mark.parametrize("m,r", TILES + [(4, 5)])
+def test_forward_and_weight_gradient_share_the_input_transform(m, r):
+    """F(m, r) and the weight gradient's F(r, m) use the same B^T, which is what lets the forward's
+    transformed input stand in for the weight gradient's."""
+    np.testing.assert_array_equal(W.matrices(m, r)[2], W.matrices(r, m)[2])
+
+
+@pytest.mark.parametrize("version", ["numba", "xp"])
+@pytest.mark.parametrize("m,r", TILES)
+def test_kept_transformed_input_gives_the_same_weight_gradient(m, r, version):
+    """keep_v returns V of the whole batch; the weight gradient from it equals the one that transforms
+    x itself, to the bit; a batch over the workspace cap keeps nothing; a wrong V is refused."""
+    forward = {"numba": W.conv2d_forward_numba, "xp": W.conv2d_forward_xp}[version]
+    weight_grad = {"numba": W.conv2d_weight_grad_numba, "xp": W.conv2d_weight_grad_xp}[version]
+    x, w, b = (a.astype(np.float32) for a in _case(3, 4, 6, 9, 7, r, 2))
+    y, v = forward(x, w, b, (1, 1), 2, m, keep_v=True)
+    np.testing.assert_array_equal(y, forward(x, w, b, (1, 1), 2, m))
+    dy = np.random.default_rng(2).standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_array_equal(weight_grad(x, dy, w.shape, (1, 1), 2, m, v=v),
+                                  weight_grad(x, dy, w.shape, (1, 1), 2, m))
+    with pytest.raises(ValueError, match=r"v must be the forward's transformed input of shape"):
+        weight_grad(x, dy, w.shape, (1, 1), 2, m, v=v[:, :2])
+    try:
+        K.set_workspace_limit(1)   # one image per chunk: nothing kept
+        assert forward(x, w, b, (1, 1), 2, m, keep_v=True)[1] is None
+    finally:
+        K.set_workspace_limit(None)

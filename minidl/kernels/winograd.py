@@ -443,7 +443,9 @@ def _kron(xp, mat, dtype):
     return xp.asarray(np.kron(mat, mat), dtype=dtype)
 
 
-def _forward(x, w, b, padding, groups, m, version):
+def _forward(x, w, b, padding, groups, m, version, keep_v=False):
+    """y, or (y, V) with keep_v: V (alpha^2, C, N*tiles) the transformed input of the whole batch in
+    memory of its own, for the weight gradient (None unless the batch is one chunk under the cap)."""
     xp = backend.get_array_module(x)
     transform_in, scatter, gathers = _STAGES[version]
     n, c, o, r, oh, ow, th, tw = _geometry(x.shape, w.shape, padding, m)
@@ -455,18 +457,27 @@ def _forward(x, w, b, padding, groups, m, version):
     work = max(alpha2 * c, m * m * o) if gathers else m * m * o          # gathered patches / output tiles
     per_image = (alpha2 * c + alpha2 * o + work) * tpi                   # V, M, work
     nb = _conv._chunk_size(n, per_image * x.itemsize)
+    kept = memory.empty_on(xp, (alpha2, c, n * tpi), x.dtype) if keep_v and nb >= n else None
+    if kept is not None:                                                 # the scratch holds V unless kept
+        per_image -= alpha2 * c * tpi
     scratch = _conv._scratch(xp, x.dtype, per_image * nb)
     for n0 in range(0, n, nb):
         bsz = min(nb, n - n0)
         t = bsz * tpi
-        v, mbuf, wk = _split(scratch, ((alpha2, c, t), (alpha2, groups, og, t), (work * bsz * tpi,)))
+        if kept is None:
+            v, mbuf, wk = _split(scratch, ((alpha2, c, t), (alpha2, groups, og, t), (work * bsz * tpi,)))
+        else:
+            v = kept
+            mbuf, wk = _split(scratch, ((alpha2, groups, og, t), (work * bsz * tpi,)))
         transform_in(x[n0:n0 + bsz], bt, m, padding, th, tw, v, wk)           # V = B^T d B, every patch
         xp.matmul(u, v.reshape(alpha2, groups, cg, t), out=mbuf)              # the alpha^2 * G GEMMs
         _transform_out(mbuf.reshape(alpha2, o, t), at, th, tw, b, y[n0:n0 + bsz], wk, scatter)  # y = A^T M A
-    return y
+    return (y, kept) if keep_v else y
 
 
-def _weight_grad(x, dy, w_shape, padding, groups, m, version):
+def _weight_grad(x, dy, w_shape, padding, groups, m, version, v=None):
+    """dw by F(r x r, m x m); v: the forward's V of the whole batch (_forward's keep_v), which is this
+    transform of x too (F(m, r) and F(r, m) share B^T), used instead of computing it again."""
     xp = backend.get_array_module(x)
     transform_in, _, gathers = _STAGES[version]
     n, c, o, r, oh, ow, th, tw = _geometry(x.shape, w_shape, padding, m)
@@ -478,13 +489,24 @@ def _weight_grad(x, dy, w_shape, padding, groups, m, version):
     mw = xp.zeros((alpha2, groups, cg, og), x.dtype)
     work = max(alpha2 * c, m * m * o) if gathers else 0                  # gathered patches / dy tiles
     per_image = (alpha2 * c + alpha2 * o + work) * tpi                   # V, dy tiles' transform, work
-    nb = _conv._chunk_size(n, per_image * x.itemsize)
+    if v is not None:
+        if tuple(v.shape) != (alpha2, c, n * tpi):
+            raise ValueError(f"winograd weight gradient: v must be the forward's transformed input of shape "
+                             f"{(alpha2, c, n * tpi)}, got {tuple(v.shape)}")
+        per_image -= alpha2 * c * tpi
+        nb = n                                      # the forward kept V only when the batch was one chunk
+    else:
+        nb = _conv._chunk_size(n, per_image * x.itemsize)
     scratch = _conv._scratch(xp, x.dtype, per_image * nb)
+    kept = v
     for n0 in range(0, n, nb):
         bsz = min(nb, n - n0)
         t = bsz * tpi
-        v, f, wk = _split(scratch, ((alpha2, c, t), (alpha2, o, t), (work * bsz * tpi,)))
-        transform_in(x[n0:n0 + bsz], bt, m, padding, th, tw, v, wk)           # B'^T d B'
+        if kept is None:
+            v, f, wk = _split(scratch, ((alpha2, c, t), (alpha2, o, t), (work * bsz * tpi,)))
+            transform_in(x[n0:n0 + bsz], bt, m, padding, th, tw, v, wk)       # B'^T d B'
+        else:
+            f, wk = _split(scratch, ((alpha2, o, t), (work * bsz * tpi,)))
         transform_in(dy[n0:n0 + bsz], g, m, (0, 0), th, tw, f, wk)            # G' dy_t G'^T
         # (Cg, T) @ (T, Og): the long summed dimension T last in both operands' memory, as im2col's dw
         mw += xp.matmul(v.reshape(alpha2, groups, cg, t), f.reshape(alpha2, groups, og, t).transpose(0, 1, 3, 2))
@@ -503,24 +525,24 @@ def _split(flat, shapes):
     return views
 
 
-def conv2d_forward_numba(x, w, b=None, padding=(0, 0), groups=1, m=2):
-    """As conv2d_forward_reference: fused Numba transforms around BLAS GEMMs."""
-    return _forward(x, w, b, padding, groups, m, "numba")
+def conv2d_forward_numba(x, w, b=None, padding=(0, 0), groups=1, m=2, keep_v=False):
+    """As conv2d_forward_reference: fused Numba transforms around BLAS GEMMs (keep_v: see _forward)."""
+    return _forward(x, w, b, padding, groups, m, "numba", keep_v)
 
 
-def conv2d_forward_xp(x, w, b=None, padding=(0, 0), groups=1, m=2):
-    """As conv2d_forward_reference, for NumPy or CuPy arrays."""
-    return _forward(x, w, b, padding, groups, m, "xp")
+def conv2d_forward_xp(x, w, b=None, padding=(0, 0), groups=1, m=2, keep_v=False):
+    """As conv2d_forward_reference, for NumPy or CuPy arrays (keep_v: see _forward)."""
+    return _forward(x, w, b, padding, groups, m, "xp", keep_v)
 
 
-def conv2d_weight_grad_numba(x, dy, w_shape, padding=(0, 0), groups=1, m=2):
-    """As conv2d_weight_grad_reference: fused Numba transforms around BLAS GEMMs."""
-    return _weight_grad(x, dy, w_shape, padding, groups, m, "numba")
+def conv2d_weight_grad_numba(x, dy, w_shape, padding=(0, 0), groups=1, m=2, v=None):
+    """As conv2d_weight_grad_reference: fused Numba transforms around BLAS GEMMs (v: see _weight_grad)."""
+    return _weight_grad(x, dy, w_shape, padding, groups, m, "numba", v)
 
 
-def conv2d_weight_grad_xp(x, dy, w_shape, padding=(0, 0), groups=1, m=2):
-    """As conv2d_weight_grad_reference, for NumPy or CuPy arrays."""
-    return _weight_grad(x, dy, w_shape, padding, groups, m, "xp")
+def conv2d_weight_grad_xp(x, dy, w_shape, padding=(0, 0), groups=1, m=2, v=None):
+    """As conv2d_weight_grad_reference, for NumPy or CuPy arrays (v: see _weight_grad)."""
+    return _weight_grad(x, dy, w_shape, padding, groups, m, "xp", v)
 
 
 # ======================================================================= dispatchers
@@ -534,16 +556,26 @@ def applies(w_shape, stride, m):
     return None
 
 
-def conv2d_forward(x, w, b=None, padding=(0, 0), groups=1, m=2):
-    """y = conv(x, w) + b with stride 1 by Winograd F(m x m, r x r); numba on CPU, xp on GPU."""
+def conv2d_forward(x, w, b=None, padding=(0, 0), groups=1, m=2, keep_v=False):
+    """y = conv(x, w) + b with stride 1 by Winograd F(m x m, r x r); numba on CPU, xp on GPU.
+
+    keep_v=True returns (y, v): v is the transformed input of the whole batch, for conv2d_backward's
+    weight gradient, or None (the batch takes more than one chunk under the workspace cap, or the
+    reference version runs), so keeping it never holds more than the cap; as im2col's keep_col."""
     x, w = _contig(x), _contig(w)
-    return pick(conv2d_forward_reference, conv2d_forward_numba, conv2d_forward_xp, x)(x, w, b, padding, groups, m)
+    version = pick(conv2d_forward_reference, conv2d_forward_numba, conv2d_forward_xp, x)
+    if not keep_v:
+        return version(x, w, b, padding, groups, m)
+    if version is conv2d_forward_reference:
+        return version(x, w, b, padding, groups, m), None
+    return version(x, w, b, padding, groups, m, keep_v=True)
 
 
 def conv2d_backward(x, w, dy, padding=(0, 0), groups=1, m=2, need_dx=True, need_dw=True, need_db=True,
-                    weight_grad="winograd"):
+                    weight_grad="winograd", v=None):
     """(dx, dw, db) of conv2d_forward; dx by the same Winograd forward on the flipped filter, dw by
-    F(r x r, m x m) (or im2col's GEMM when ``weight_grad="im2col"``); None for those not needed."""
+    F(r x r, m x m) (or im2col's GEMM when ``weight_grad="im2col"``); None for those not needed.
+    v: conv2d_forward's kept transformed input (keep_v), used for dw instead of transforming x again."""
     x, w, dy = _contig(x), _contig(w), _contig(dy)
     r = w.shape[2]
     db = _conv.bias_grad(dy) if need_db else None
@@ -552,8 +584,9 @@ def conv2d_backward(x, w, dy, padding=(0, 0), groups=1, m=2, need_dx=True, need_
         if weight_grad == "im2col":
             dw = _conv.weight_grad(x, w, dy, 1, padding, groups)
         else:
-            dw = pick(conv2d_weight_grad_reference, conv2d_weight_grad_numba, conv2d_weight_grad_xp, x)(
-                x, dy, w.shape, padding, groups, m)
+            version = pick(conv2d_weight_grad_reference, conv2d_weight_grad_numba, conv2d_weight_grad_xp, x)
+            extra = {} if v is None or version is conv2d_weight_grad_reference else {"v": v}
+            dw = version(x, dy, w.shape, padding, groups, m, **extra)
     if need_dx:
         dx = conv2d_forward(dy, flipped_weight(w, groups), None, (r - 1 - padding[0], r - 1 - padding[1]), groups, m)
     return dx, dw, db

@@ -1,11 +1,11 @@
 """Conv2d as a Function: the kernels of minidl/kernels/conv.py (im2col + GEMM), winograd.py and
 fft_conv.py behind autograd; minidl.backends.conv picks the algorithm of each call.
 
-forward saves x and w, and no transformed tiles (backward rebuilds them chunk by chunk).  One
-exception: an im2col forward that will need a weight gradient (grad mode on, w requiring grad)
-and handles the whole batch in one chunk under the workspace cap also keeps its column matrix,
-which backward uses for dw instead of a second im2col, then overwrites with dx's column gradient
-and drops.  backward uses the algorithm its forward used.
+forward saves x and w.  A forward that will need a weight gradient (grad mode on, w requiring grad)
+and handles the whole batch in one chunk under the workspace cap also keeps what the weight
+gradient would compute again: im2col its column matrix (which backward uses for dw, then
+overwrites with dx's column gradient and drops), Winograd its transformed input V (F(m, r) and the
+weight gradient's F(r, m) share B^T).  FFT keeps nothing.  backward uses the algorithm its forward used.
 Derivations: docs/kernels/conv.md, winograd.md, fft.md.
 """
 from __future__ import annotations
@@ -27,19 +27,19 @@ def conv2d_forward(name, x, w, b, stride, padding, groups):
     return winograd.conv2d_forward(x, w, b, padding, groups, settings.TILE[name])
 
 
-def conv2d_backward(name, x, w, g, stride, padding, groups, need_dx, need_dw, need_db, col=None):
+def conv2d_backward(name, x, w, g, stride, padding, groups, need_dx, need_dw, need_db, kept=None):
     """(dx, dw, db) by algorithm ``name``; the weight gradient by im2col when settings.weight_grad says so.
-    col: im2col's forward column matrix (consumed), or None."""
+    kept: what the forward kept (im2col's column matrix, consumed; Winograd's V), or None."""
     if name == "im2col":
         return kernels.conv2d_backward(x, w, g, stride, padding, groups, need_dx=need_dx, need_dw=need_dw,
-                                       need_db=need_db, col=col)
+                                       need_db=need_db, col=kept)
     wg = settings.weight_grad
     if wg not in ("same", "im2col"):
         raise ValueError(f"minidl.backends.conv.weight_grad must be 'same' or 'im2col', got {wg!r}")
     if name == "fft":
         return fft_conv.conv2d_backward(x, w, g, padding, groups, need_dx, need_dw, need_db, weight_grad=wg)
     return winograd.conv2d_backward(x, w, g, padding, groups, settings.TILE[name], need_dx, need_dw, need_db,
-                                    weight_grad=wg)
+                                    weight_grad=wg, v=kept if wg == "same" else None)
 
 
 class Conv2dFunction(Function):
@@ -51,10 +51,15 @@ class Conv2dFunction(Function):
         device = "gpu" if backend.is_gpu_array(x) else "cpu"
         self.algorithm = settings.select(x.shape, w.shape, stride, padding, groups, x.dtype, device,
                                          trial=lambda name: self._trial(name, b))
-        self.col = None
-        if self.algorithm == "im2col" and is_grad_enabled() and self.needs_input_grad[1]:
-            y, self.col = kernels.conv2d_forward(x, w, b, stride, padding, groups, keep_col=True)
-            return y
+        self.kept = None
+        if is_grad_enabled() and self.needs_input_grad[1]:
+            if self.algorithm == "im2col":
+                y, self.kept = kernels.conv2d_forward(x, w, b, stride, padding, groups, keep_col=True)
+                return y
+            if self.algorithm in settings.TILE and settings.weight_grad == "same":
+                y, self.kept = winograd.conv2d_forward(x, w, b, padding, groups, settings.TILE[self.algorithm],
+                                                       keep_v=True)
+                return y
         return conv2d_forward(self.algorithm, x, w, b, stride, padding, groups)
 
     def _trial(self, name, b):
@@ -66,7 +71,8 @@ class Conv2dFunction(Function):
 
     def backward(self, g):
         need = self.needs_input_grad
-        col, self.col = self.col, None   # consumed: a second backward (retain_graph) runs im2col again
+        kept, self.kept = self.kept, None   # dropped after use (im2col's is overwritten): a second
+        # backward (retain_graph) computes it again
         dx, dw, db = conv2d_backward(self.algorithm, self.x, self.w, g, self.stride, self.padding, self.groups,
-                                     need[0], need[1], self.has_bias and need[2], col=col)
+                                     need[0], need[1], self.has_bias and need[2], kept=kept)
         return (dx, dw, db) if self.has_bias else (dx, dw)
