@@ -50,15 +50,25 @@ def _sync(device):
         backend.cupy_module().cuda.Stream.null.synchronize()
 
 
-def interleaved(ours, theirs, repeats=5, warmup=1, sync_ours=None, sync_theirs=None):
-    """Median seconds of ``ours()`` and ``theirs()``, run in the order A B B A A B ... after warm-up."""
+def interleaved(ours, theirs, repeats=5, warmup=1, sync_ours=None, sync_theirs=None, setup_ours=None,
+                setup_theirs=None):
+    """Median seconds of ``ours()`` and ``theirs()``, run in the order A B B A A B ... after warm-up.
+    ``setup_ours`` / ``setup_theirs``, when given, run untimed before every call of their side."""
+    def prepare(setup, sync):
+        if setup:
+            setup()
+            if sync:
+                sync()
     for _ in range(warmup):
+        prepare(setup_ours, sync_ours)
         ours()
+        prepare(setup_theirs, sync_theirs)
         theirs()
     times = {"ours": [], "torch": []}
-    order = [("ours", ours, sync_ours), ("torch", theirs, sync_theirs)]
+    order = [("ours", ours, sync_ours, setup_ours), ("torch", theirs, sync_theirs, setup_theirs)]
     for r in range(repeats):
-        for name, fn, sync in (order if r % 2 == 0 else order[::-1]):
+        for name, fn, sync, setup in (order if r % 2 == 0 else order[::-1]):
+            prepare(setup, sync)
             start = time.perf_counter()
             fn()
             if sync:
@@ -170,12 +180,22 @@ def bench_kernel(case, implementation, device, repeats, warmup):
     with kernels.implementation(implementation), conv_settings.flags(algorithm=conv_algorithm):
         fwd = interleaved(lambda: case.ours(*ours_in), lambda: case.theirs(*theirs_in), repeats, warmup,
                           sync_ours, sync_theirs)
-        out_ours, out_theirs = case.ours(*ours_in), case.theirs(*theirs_in)
-        g = rng.standard_normal(out_theirs.shape).astype(np.float32)
+        # each backward gets a fresh forward (untimed), as in training: what a forward keeps for its
+        # backward (im2col's columns, Winograd's V) is used once, so a retained graph would time a
+        # second backward that recomputes it
+        outs = {}
+
+        def forward_ours():
+            outs["ours"] = case.ours(*ours_in)
+
+        def forward_theirs():
+            outs["torch"] = case.theirs(*theirs_in)
+        forward_theirs()
+        g = rng.standard_normal(outs["torch"].shape).astype(np.float32)
         g_ours, g_theirs = md.tensor(g, device=device), t.tensor(g, device=tdev)
-        bwd = interleaved(lambda: out_ours.backward(g_ours, retain_graph=True),
-                          lambda: out_theirs.backward(g_theirs, retain_graph=True), repeats, warmup,
-                          sync_ours, sync_theirs)
+        bwd = interleaved(lambda: outs["ours"].backward(g_ours), lambda: outs["torch"].backward(g_theirs),
+                          repeats, warmup, sync_ours, sync_theirs, setup_ours=forward_ours,
+                          setup_theirs=forward_theirs)
     row = {"kernel": case.name, "family": case.family, "backend": implementation if device == "cpu" else "cupy",
            "device": device, "shapes": case.shapes,
            "forward_s": fwd[0], "torch_forward_s": fwd[1], "backward_s": bwd[0], "torch_backward_s": bwd[1]}

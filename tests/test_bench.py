@@ -66,3 +66,18 @@ def test_step_functions_build_only_the_sides_asked_for():
     ours, theirs = bench.step_functions("mini", 2, "cpu", sides=("torch",))
     assert ours is None
     theirs()
+
+
+def test_interleaved_runs_each_setup_untimed_before_its_side():
+    """The backward rows build a fresh graph before every timed backward: setup_ours / setup_theirs
+    run once before each call of their own side (warm-up included), never between the clock reads."""
+    log = []
+    ours, theirs = (lambda: log.append("ours")), (lambda: log.append("torch"))
+    bench.interleaved(ours, theirs, repeats=3, warmup=1,
+                      setup_ours=lambda: log.append("setup ours"), setup_theirs=lambda: log.append("setup torch"))
+    calls = [i for i, e in enumerate(log) if e in ("ours", "torch")]
+    assert len(calls) == 8 and log.count("setup ours") == log.count("setup torch") == 4
+    for i in calls:
+        assert log[i - 1] == f"setup {log[i]}"   # each call right after its own side's setup
+    # A B B A A B after the warm-up pair, as without setups
+    assert [log[i] for i in calls] == ["ours", "torch", "ours", "torch", "torch", "ours", "ours", "torch"]
