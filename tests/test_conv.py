@@ -31,6 +31,10 @@ GEOMETRIES = [
     ((4, 2, 2, 3), (3, 3), 1, 1),
     ((2, 3, 4, 4), (7, 7), 1, 3),
     ((2, 2, 3, 3), (9, 9), 1, 4),
+    # strided with the column matrix at least 4x the input: the phase-split kernel (AlexNet's conv1
+    # in small, padded; non-square stride and padding)
+    ((2, 3, 23, 23), (11, 11), 4, 2),
+    ((1, 2, 15, 17), (7, 5), (2, 3), (1, 2)),
 ]
 DTYPES = [np.float32, np.float64]
 

@@ -323,6 +323,45 @@ def _swap_leading_axes_nb(a, out):
         _copy(out[j, i], a[i, j])
 
 
+# Stride > 1 (AlexNet's conv1: 11x11, stride 4): an output row's taps are every sw-th input, a
+# strided gather that stays scalar.  Split the zero-padded input into its sh*sw "phases",
+#     phase[a, b, n, c, u, v] = xpad[n, c, u*sh + a, v*sw + b],
+# and tap (i, j) of output (oh, ow) is phase[i % sh, j % sw, n, c, oh + i // sh, ow + j // sw]: the
+# taps of one output row are OW consecutive entries of one phase row, a contiguous copy again.
+# The split reads x once; the column matrix it feeds is kh*kw/(sh*sw) times larger, so it is used
+# where that ratio is at least 4 (below it, e.g. 3x3 stride 2, the split cost more than it saved).
+@njit(parallel=True, cache=True)
+def _phases_nb(x, sh, sw, ph, pw, out):
+    """x (N, C, H, W) -> out (sh, sw, N, C, Hq, Wq), zero where xpad has no element (written whole)."""
+    b_n, c_n, h, w = x.shape
+    hq, wq = out.shape[4], out.shape[5]
+    for t in prange(b_n * c_n):
+        n, c = t // c_n, t % c_n
+        for a in range(sh):
+            for b in range(sw):
+                _fill(out[a, b, n, c].reshape(hq * wq), out.dtype.type(0))
+        for hh in range(h):
+            a, u = (hh + ph) % sh, (hh + ph) // sh
+            src = x[n, c, hh]
+            for ww in range(w):
+                out[a, (ww + pw) % sw, n, c, u, (ww + pw) // sw] = src[ww]
+
+
+@njit(parallel=True, cache=True)
+def _im2col_phases_nb(phases, kh, kw, oh_n, ow_n, col):
+    """phases (sh, sw, N, C, Hq, Wq) -> col (C*kh*kw, N*OH*OW): one row of col per task."""
+    sh, sw, b_n, c_n = phases.shape[:4]
+    p = oh_n * ow_n
+    for r in prange(c_n * kh * kw):
+        c = r // (kh * kw)
+        i = (r // kw) % kh
+        j = r % kw
+        for n in range(b_n):
+            plane = phases[i % sh, j % sw, n, c]
+            for oh in range(oh_n):
+                _copy(col[r, n * p + oh * ow_n:n * p + (oh + 1) * ow_n], plane[oh + i // sh, j // sw:j // sw + ow_n])
+
+
 @njit(cache=True, inline="always")
 def _fill(dst, value):
     for k in range(dst.shape[0]):
@@ -377,7 +416,12 @@ def im2col_numba(x, kernel_size, stride=1, padding=0, out=None):
     elif _same_width(kw, sh, sw, pw):
         _im2col_same_width_nb(np.ascontiguousarray(x), kh, kw, ph, pw, oh_n, out)
     else:
-        _im2col_nb(np.ascontiguousarray(x), kh, kw, sh, sw, ph, pw, oh_n, ow_n, out)
+        if kh * kw >= 4 * sh * sw > 4:   # strided, and col at least 4x x: the split pays (conv1)
+            phases = memory.empty((sh, sw, b, c, -(-(h + 2 * ph) // sh), -(-(w + 2 * pw) // sw)), x.dtype)
+            _phases_nb(np.ascontiguousarray(x), sh, sw, ph, pw, phases)
+            _im2col_phases_nb(phases, kh, kw, oh_n, ow_n, out)
+        else:
+            _im2col_nb(np.ascontiguousarray(x), kh, kw, sh, sw, ph, pw, oh_n, ow_n, out)
     return out
 
 
