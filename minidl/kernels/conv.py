@@ -314,15 +314,6 @@ def _col2im_same_nb(col, b_n, h, w, kh, kw, ph, pw, dxt):
             _edges(acc, kept, b_n, h, w, -di, -dj, 2)
 
 
-@njit(parallel=True, cache=True)
-def _swap_leading_axes_nb(a, out):
-    """a (A, B, M) -> out (B, A, M): a[i, j] copied to out[j, i], one (i, j) row of M per task."""
-    a_n, b_n, _ = a.shape
-    for t in prange(a_n * b_n):
-        i, j = t // b_n, t % b_n
-        _copy(out[j, i], a[i, j])
-
-
 # Stride > 1 (AlexNet's conv1: 11x11, stride 4): an output row's taps are every sw-th input, a
 # strided gather that stays scalar.  Split the zero-padded input into its sh*sw "phases",
 #     phase[a, b, n, c, u, v] = xpad[n, c, u*sh + a, v*sw + b],
@@ -410,9 +401,9 @@ def im2col_numba(x, kernel_size, stride=1, padding=0, out=None):
         out = np.empty((c * kh * kw, b * oh_n * ow_n), dtype=x.dtype)
     _check_array("im2col_numba", "out", out, (c * kh * kw, b * oh_n * ow_n), x.dtype)
     if _same(kh, kw, sh, sw, ph, pw):
-        xt = memory.empty((c, b, h, w), x.dtype)
-        _swap_leading_axes_nb(np.ascontiguousarray(x).reshape(b, c, h * w), xt.reshape(c, b, h * w))
-        _im2col_same_nb(xt.reshape(c, b * h * w), b, h, w, kh, kw, ph, pw, out)
+        xt = memory.empty((c, b * h * w), x.dtype)          # channel-major: the packing of dy, for x
+        _pack_nb(np.ascontiguousarray(x).reshape(b, c, h * w), xt)
+        _im2col_same_nb(xt, b, h, w, kh, kw, ph, pw, out)
     elif _same_width(kw, sh, sw, pw):
         _im2col_same_width_nb(np.ascontiguousarray(x), kh, kw, ph, pw, oh_n, out)
     else:
@@ -436,9 +427,9 @@ def col2im_numba(col, x_shape, kernel_size, stride=1, padding=0, out=None):
         out = np.empty(tuple(x_shape), dtype=col.dtype)
     _check_array("col2im_numba", "out", out, tuple(x_shape), col.dtype)
     if _same(kh, kw, sh, sw, ph, pw) and c > 1:   # one task per channel: a single channel runs on one core
-        dxt = memory.empty((c, b, h, w), col.dtype)
-        _col2im_same_nb(col, b, h, w, kh, kw, ph, pw, dxt.reshape(c, b * h * w))
-        _swap_leading_axes_nb(dxt.reshape(c, b, h * w), out.reshape(b, c, h * w))
+        dxt = memory.empty((c, b * h * w), col.dtype)
+        _col2im_same_nb(col, b, h, w, kh, kw, ph, pw, dxt)
+        unpack_output_numba(dxt, None, out)                 # back to (N, C, H, W), as a GEMM's output
     elif _same_width(kw, sh, sw, pw):
         _col2im_same_width_nb(col, kh, kw, ph, pw, oh_n, out)
     else:
