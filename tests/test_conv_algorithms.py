@@ -12,7 +12,7 @@ import minidl as md
 import minidl.functional as F
 from minidl.backends import conv as settings
 from minidl.kernels import conv as K
-from minidl.kernels import fft_conv, winograd
+from minidl.kernels import fft_conv, winograd, winograd_rows
 from parity import gradcheck_random
 from minidl.ops.conv import conv2d_backward
 from minidl.ops.conv import conv2d_backward, conv2d_forward
@@ -20,7 +20,7 @@ from test_models import run_parity
 import subprocess
 import sys
 
-FORCEABLE = ["winograd-2x2", "winograd-4x4", "fft"]
+FORCEABLE = ["winograd-2x2", "winograd-4x4", "winograd-1x4", "fft"]
 
 
 @pytest.fixture(autouse=True)
@@ -97,6 +97,11 @@ def _versions(name):
     if name == "fft":
         return ((fft_conv.conv2d_forward_reference, fft_conv.conv2d_forward_xp),
                 (fft_conv.conv2d_weight_grad_reference, fft_conv.conv2d_weight_grad_xp), None)
+    if name in settings.ROW_TILE:
+        return ((winograd_rows.conv2d_forward_reference, winograd_rows.conv2d_forward_numba,
+                 winograd_rows.conv2d_forward_xp),
+                (winograd_rows.conv2d_weight_grad_reference, winograd_rows.conv2d_weight_grad_numba,
+                 winograd_rows.conv2d_weight_grad_xp), settings.ROW_TILE[name])
     return ((winograd.conv2d_forward_reference, winograd.conv2d_forward_numba, winograd.conv2d_forward_xp),
             (winograd.conv2d_weight_grad_reference, winograd.conv2d_weight_grad_numba,
              winograd.conv2d_weight_grad_xp), settings.TILE[name])
@@ -173,7 +178,8 @@ ALEXNET = {"conv2": ((2, 96, 27, 27), (256, 48, 5, 5), 2, 2), "conv3": ((2, 256,
 # float32, by algorithm and kernel size: about 3x the largest error measured over two seeds
 # (the measured figures are in docs/kernels/winograd.md and fft.md).
 FLOAT32_TOLERANCE = {("im2col", 3): 3e-6, ("im2col", 5): 5e-6, ("winograd-2x2", 3): 3e-6,
-                     ("winograd-2x2", 5): 7e-5, ("winograd-4x4", 3): 5e-5, ("fft", 3): 3e-6, ("fft", 5): 5e-6}
+                     ("winograd-2x2", 5): 7e-5, ("winograd-4x4", 3): 5e-5, ("winograd-1x4", 3): 1e-5,
+                     ("winograd-1x4", 5): 1.5e-5, ("fft", 3): 3e-6, ("fft", 5): 5e-6}
 
 
 def float32_errors(name, layer, seed=0):
@@ -250,12 +256,18 @@ def test_forcing_an_inapplicable_algorithm_raises():
 
 
 def test_auto_rule():
-    """im2col for strided, 5x5, thin, small-map and GPU layers; F(2x2,3x3) for 3x3 stride-1 layers on the CPU
-    with an output map of at least MIN_WINOGRAD_OUTPUT (10) rows and columns."""
+    """im2col for strided, thin, small-map and GPU layers; on the CPU F(2x2,3x3) for 3x3 stride-1 layers
+    with an output map of at least 10 rows and columns, F(1x4,5x5) along the rows for 5x5 ones with at
+    least 20 (AUTO_WINOGRAD)."""
     f32 = "float32"
     assert settings.algorithm_for((32, 3, 227, 227), (96, 3, 11, 11), 4, 0, 1, f32, "cpu") == "im2col"
     assert settings.algorithm_for((64, 1, 28, 28), (64, 1, 5, 5), 1, 2, 1, f32, "cpu") == "im2col"     # thin
-    assert settings.algorithm_for((32, 96, 27, 27), (256, 48, 5, 5), 1, 2, 2, f32, "cpu") == "im2col"  # 5x5
+    assert settings.algorithm_for((32, 96, 27, 27), (256, 48, 5, 5), 1, 2, 2, f32, "cpu") == "winograd-1x4"
+    assert settings.algorithm_for((32, 64, 27, 27), (192, 64, 5, 5), 1, 2, 1, f32, "cpu") == "winograd-1x4"
+    assert settings.algorithm_for((32, 96, 27, 27), (256, 48, 5, 5), 1, 2, 2, f32, "gpu") == "im2col"
+    assert settings.algorithm_for((64, 64, 13, 13), (128, 32, 5, 5), 1, 2, 2, f32, "cpu") == "im2col"  # 13x13 map
+    assert settings.algorithm_for((2, 16, 24, 23), (16, 16, 5, 5), 1, 0, 1, f32, "cpu") == "im2col"    # 20x19
+    assert settings.algorithm_for((2, 16, 24, 24), (16, 16, 5, 5), 1, 0, 1, f32, "cpu") == "winograd-1x4"
     assert settings.algorithm_for((32, 256, 13, 13), (384, 256, 3, 3), 1, 1, 1, f32, "gpu") == "im2col"
     assert settings.algorithm_for((2, 8, 13, 13), (16, 8, 3, 3), 1, 1, 1, f32, "cpu") == "im2col"     # thin 3x3
     assert settings.algorithm_for((2, 32, 13, 13), (16, 32, 3, 3), 2, 1, 1, f32, "cpu") == "im2col"   # strided
@@ -271,6 +283,7 @@ def test_auto_rule():
     assert settings.multiplies("im2col", (2, 4, 9, 9), (6, 2, 3, 3), (1, 1), (1, 1), 2) == 2 * 6 * 18 * 81
     assert settings.multiplies("im2col", (2, 3, 23, 23), (4, 3, 11, 11), (4, 4), (0, 0), 1) == 2 * 4 * 363 * 16
     # the same call gives the same answer (no timing involved)
+    assert settings.multiplies("winograd-1x4", (2, 4, 9, 9), (6, 2, 5, 5), (1, 1), (2, 2), 2) > 2 * 8 * 9 * 3 * 6 * 2 * 5
     args = ((32, 96, 27, 27), (256, 48, 5, 5), 1, 2, 2, f32, "cpu")
     assert settings.algorithm_for(*args) == settings.algorithm_for(*args)
 

@@ -2,7 +2,8 @@
 
     import minidl
     minidl.backends.conv.algorithm = "auto"   # or "benchmark", "im2col", "winograd", "fft",
-                                              # "winograd-2x2", "winograd-4x4" (a tile forced)
+                                              # "winograd-2x2", "winograd-4x4" (a tile forced),
+                                              # "winograd-1x4" (Winograd along the rows only)
     minidl.backends.conv.weight_grad = "same" # or "im2col": the weight gradient by im2col's GEMM
     minidl.backends.conv.chosen()             # {layer: algorithm} of the calls made so far
 
@@ -19,12 +20,13 @@ import contextlib
 import math
 import time
 
-from ..kernels import winograd
+from ..kernels import winograd, winograd_rows
 from ..kernels.fft_conv import fft_size
 
-SETTINGS = ("auto", "benchmark", "im2col", "winograd", "winograd-2x2", "winograd-4x4", "fft")
-ALGORITHMS = ("im2col", "winograd-2x2", "winograd-4x4", "fft")   # what a setting resolves to
-TILE = {"winograd-2x2": 2, "winograd-4x4": 4}
+SETTINGS = ("auto", "benchmark", "im2col", "winograd", "winograd-2x2", "winograd-4x4", "winograd-1x4", "fft")
+ALGORITHMS = ("im2col", "winograd-2x2", "winograd-4x4", "winograd-1x4", "fft")   # what a setting resolves to
+TILE = {"winograd-2x2": 2, "winograd-4x4": 4}   # 2-D Winograd F(m x m, r x r): kernels/winograd.py
+ROW_TILE = {"winograd-1x4": 4}                  # F(1 x m, kh x kw) along the rows: kernels/winograd_rows.py
 
 algorithm = "auto"
 weight_grad = "same"
@@ -38,12 +40,15 @@ WINOGRAD_TILES = {3: (2, 4), 5: (2,)}
 # of AlexNet and mini (by 5-18% summed over two runs); F(4x4, 3x3) was slower than F(2x2, 3x3)
 # everywhere (its transforms cost more than the multiplies it saves), Winograd on 5x5 layers was
 # slower than im2col, and FFT 3-8x slower than im2col on every layer.
-AUTO_WINOGRAD = {3: "winograd-2x2"}   # kernel size -> algorithm, for stride-1 layers on the CPU
+# kernel size -> (algorithm, the smallest output map it gets), for stride-1 layers on the CPU
+AUTO_WINOGRAD = {3: ("winograd-2x2", 10), 5: ("winograd-1x4", 20)}
 MIN_CHANNELS = 16  # below this many input channels per group the transforms outweigh the GEMMs
 # Once im2col's "same width" kernels vectorised, it beat F(2x2, 3x3) on mini's 6x6 maps (conv3-5,
 # by 20-40%) while F(2x2, 3x3) still won on AlexNet's 13x13 ones (by 20-25%): on small maps the
 # per-tile work of the transforms outweighs the multiplies saved.  Nothing between was measured.
-MIN_WINOGRAD_OUTPUT = 10   # Winograd only when the output map is at least this many rows and columns
+# Winograd along the rows, F(1x4, 5x5), beat im2col on the 27x27 maps of AlexNet's conv2 (paper
+# 1.27x, torchvision 1.45x, forward + backward alternated at batch 32) and lost on mini's 13x13
+# conv2 (0.88x at batch 64; Cg = 32 makes its GEMMs' summed dimension 160), hence 20 for 5x5.
 # After im2col's channel-major kernels for "same" padding, AlexNet's grouped conv4 and conv5 are a
 # toss-up that depends on the machine's phase (alternated fwd+bwd at batch 32: im2col 8-11% faster
 # in a slow phase, Winograd 0-15% faster in a fast one; the whole `paper` step within 1.4%), so
@@ -51,15 +56,16 @@ MIN_WINOGRAD_OUTPUT = 10   # Winograd only when the output map is at least this 
 
 
 def auto(x_shape, w_shape, stride, padding, groups, dtype, device):
-    """The deterministic rule: on the CPU, Winograd F(2x2, 3x3) for 3x3 stride-1 layers with at
-    least MIN_CHANNELS input channels per group and an output map of at least MIN_WINOGRAD_OUTPUT
-    rows and columns; im2col for everything else and on the GPU."""
-    choice = AUTO_WINOGRAD.get(w_shape[2]) if w_shape[2] == w_shape[3] else None
+    """The deterministic rule: on the CPU, for stride-1 layers with at least MIN_CHANNELS input
+    channels per group, Winograd F(2x2, 3x3) for 3x3 kernels and an output map of at least 10 rows
+    and columns, Winograd along the rows F(1x4, 5x5) for 5x5 kernels and at least 20 (AUTO_WINOGRAD);
+    im2col for everything else and on the GPU."""
+    choice, min_output = AUTO_WINOGRAD.get(w_shape[2], (None, 0)) if w_shape[2] == w_shape[3] else (None, 0)
     if device != "cpu" or choice is None or w_shape[1] < MIN_CHANNELS or requirement(choice, w_shape, stride):
         return "im2col"
     (ph, pw) = _pair(padding)
     out_rows, out_cols = x_shape[2] + 2 * ph - w_shape[2] + 1, x_shape[3] + 2 * pw - w_shape[3] + 1
-    return choice if min(out_rows, out_cols) >= MIN_WINOGRAD_OUTPUT else "im2col"
+    return choice if min(out_rows, out_cols) >= min_output else "im2col"
 
 
 def multiplies(name, x_shape, w_shape, stride, padding, groups):
@@ -70,6 +76,17 @@ def multiplies(name, x_shape, w_shape, stride, padding, groups):
     oh, ow = hp - kh + 1, wp - kw + 1
     if name == "im2col":
         return n * o * cg * kh * kw * ((hp - kh) // stride[0] + 1) * ((wp - kw) // stride[1] + 1)
+    if name in ROW_TILE:
+        m = ROW_TILE[name]
+        if winograd_rows.applies(w_shape, stride, m) is not None:
+            return math.inf
+        a = m + kw - 1
+        tiles = n * oh * math.ceil(ow / m)
+        gemm = a * tiles * o * cg * kh
+        # B^T per input row and tile (its nonzero entries), A^T per tile and output channel, G per filter row
+        nonzero_bt = int((winograd.matrices(m, kw)[2] != 0).sum())
+        transforms = n * c * h * math.ceil(ow / m) * nonzero_bt + tiles * o * m * a + o * cg * kh * a * kw
+        return gemm + transforms
     if name in TILE:
         m = TILE[name]
         if winograd.applies(w_shape, stride, m) is not None:
@@ -101,6 +118,8 @@ def requirement(name, w_shape, stride):
         return f"stride 1 (got stride {tuple(stride)})"
     if name == "fft":
         return None
+    if name in ROW_TILE:
+        return winograd_rows.applies(w_shape, stride, ROW_TILE[name])
     return winograd.applies(w_shape, stride, TILE[name])
 
 

@@ -1,11 +1,11 @@
-"""Conv2d as a Function: the kernels of minidl/kernels/conv.py (im2col + GEMM), winograd.py and
-fft_conv.py behind autograd; minidl.backends.conv picks the algorithm of each call.
+"""Conv2d as a Function: the kernels of minidl/kernels/conv.py (im2col + GEMM), winograd.py,
+winograd_rows.py and fft_conv.py behind autograd; minidl.backends.conv picks the algorithm of each call.
 
 forward saves x and w.  A forward that will need a weight gradient (grad mode on, w requiring grad)
 and handles the whole batch in one chunk under the workspace cap also keeps what the weight
 gradient would compute again: im2col its column matrix (which backward uses for dw, then
-overwrites with dx's column gradient and drops), Winograd its transformed input V (F(m, r) and the
-weight gradient's F(r, m) share B^T).  FFT keeps nothing.  backward uses the algorithm its forward used.
+overwrites with dx's column gradient and drops), Winograd (2-D or along the rows) its transformed
+input V (F(m, r) and the weight gradient's F(r, m) share B^T).  FFT keeps nothing.  backward uses the algorithm its forward used.
 Derivations: docs/kernels/conv.md, winograd.md, fft.md.
 """
 from __future__ import annotations
@@ -15,16 +15,25 @@ from ..backends import conv as settings
 from ..function import Function
 from ..grad_mode import is_grad_enabled
 from ..kernels import conv as kernels
-from ..kernels import fft_conv, winograd
+from ..kernels import fft_conv, winograd, winograd_rows
 
 
-def conv2d_forward(name, x, w, b, stride, padding, groups):
-    """y = conv(x, w) + b by algorithm ``name`` (one of minidl.backends.conv.ALGORITHMS)."""
+def _winograd(name):
+    """(module, tile) of a Winograd algorithm: 2-D tiles or tiles along the rows."""
+    if name in settings.ROW_TILE:
+        return winograd_rows, settings.ROW_TILE[name]
+    return winograd, settings.TILE[name]
+
+
+def conv2d_forward(name, x, w, b, stride, padding, groups, keep_v=False):
+    """y = conv(x, w) + b by algorithm ``name`` (one of minidl.backends.conv.ALGORITHMS); keep_v (Winograd
+    only): (y, V) as winograd.conv2d_forward returns it."""
     if name == "im2col":
         return kernels.conv2d_forward(x, w, b, stride, padding, groups)
     if name == "fft":
         return fft_conv.conv2d_forward(x, w, b, padding, groups)
-    return winograd.conv2d_forward(x, w, b, padding, groups, settings.TILE[name])
+    module, m = _winograd(name)
+    return module.conv2d_forward(x, w, b, padding, groups, m, keep_v=keep_v)
 
 
 def conv2d_backward(name, x, w, g, stride, padding, groups, need_dx, need_dw, need_db, kept=None):
@@ -38,8 +47,9 @@ def conv2d_backward(name, x, w, g, stride, padding, groups, need_dx, need_dw, ne
         raise ValueError(f"minidl.backends.conv.weight_grad must be 'same' or 'im2col', got {wg!r}")
     if name == "fft":
         return fft_conv.conv2d_backward(x, w, g, padding, groups, need_dx, need_dw, need_db, weight_grad=wg)
-    return winograd.conv2d_backward(x, w, g, padding, groups, settings.TILE[name], need_dx, need_dw, need_db,
-                                    weight_grad=wg, v=kept if wg == "same" else None)
+    module, m = _winograd(name)
+    return module.conv2d_backward(x, w, g, padding, groups, m, need_dx, need_dw, need_db,
+                                  weight_grad=wg, v=kept if wg == "same" else None)
 
 
 class Conv2dFunction(Function):
@@ -56,9 +66,8 @@ class Conv2dFunction(Function):
             if self.algorithm == "im2col":
                 y, self.kept = kernels.conv2d_forward(x, w, b, stride, padding, groups, keep_col=True)
                 return y
-            if self.algorithm in settings.TILE and settings.weight_grad == "same":
-                y, self.kept = winograd.conv2d_forward(x, w, b, padding, groups, settings.TILE[self.algorithm],
-                                                       keep_v=True)
+            if self.algorithm not in ("im2col", "fft") and settings.weight_grad == "same":
+                y, self.kept = conv2d_forward(self.algorithm, x, w, b, stride, padding, groups, keep_v=True)
                 return y
         return conv2d_forward(self.algorithm, x, w, b, stride, padding, groups)
 
