@@ -10,6 +10,7 @@ the channel sum in the GEMM (im2col over the kernel rows only):
 
     U (alpha, G, Og, Cg*kh) = G w[o, c, i]     filter transform, per kernel row
     V (alpha, G, Cg*kh, T)  = B^T d            input transform, T = N * OH * ceil(OW / m) tiles
+                                               (an image's in column-major order: tile column, row)
     M (alpha, G, Og, T)     = U @ V            np.matmul: one BLAS GEMM per (b, group), K = Cg*kh
     y                       = A^T M            output transform (cropped to OW)
 
