@@ -13,9 +13,9 @@ from minidl.kernels import conv as K
 from minidl.kernels import winograd_rows as R
 from parity import check
 
-VERSIONS = {"reference": (R.conv2d_forward_reference, R.conv2d_weight_grad_reference),
-            "numba": (R.conv2d_forward_numba, R.conv2d_weight_grad_numba),
-            "xp": (R.conv2d_forward_xp, R.conv2d_weight_grad_xp)}
+VERSIONS = {"reference": (R.conv2d_forward_reference, R.conv2d_weight_grad_reference, R.conv2d_input_grad_reference),
+            "numba": (R.conv2d_forward_numba, R.conv2d_weight_grad_numba, R.conv2d_input_grad_numba),
+            "xp": (R.conv2d_forward_xp, R.conv2d_weight_grad_xp, R.conv2d_input_grad_xp)}
 # (x shape, w shape, padding, groups): "same" rows (OH == H, the one-copy path of the row
 # transform) and other heights (the per-column path), kernels wider than tall and the reverse,
 # padding larger than the kernel's reach, widths the tile does not divide
@@ -45,11 +45,13 @@ def test_every_version_matches_im2col_float64(version, xs, ws, pad, groups, m):
     x, w, b = _case(xs, ws)
     y0 = K.conv2d_forward(x, w, b, 1, pad, groups)
     dy = np.random.default_rng(1).standard_normal(y0.shape)
-    _, dw0, _ = K.conv2d_backward(x, w, dy, 1, pad, groups)
-    forward, weight_grad = VERSIONS[version]
+    dx0, dw0, _ = K.conv2d_backward(x, w, dy, 1, pad, groups)
+    forward, weight_grad, input_grad = VERSIONS[version]
     y = forward(x, w, b, pad, groups, m)
     assert y.shape == y0.shape and y.dtype == np.float64 and _rel(y, y0) < 1e-12
     assert _rel(weight_grad(x, dy, w.shape, pad, groups, m), dw0) < 1e-12
+    dx = input_grad(dy, w, x.shape, pad, groups, m)
+    assert dx.shape == x.shape and _rel(dx, dx0) < 1e-12
 
 
 @pytest.mark.parametrize("pad", [(-1, 0), (0, -1), (-2, -1), (4, 0)])
@@ -59,8 +61,13 @@ def test_negative_padding_crops(pad):
     crop_h, crop_w = max(0, -pad[0]), max(0, -pad[1])     # a negative pad crops that many rows/columns
     y0 = K.conv2d_forward(x[:, :, crop_h:x.shape[2] - crop_h, crop_w:x.shape[3] - crop_w], w, b, 1,
                           (max(0, pad[0]), max(0, pad[1])), 1)
+    dy = np.random.default_rng(5).standard_normal(y0.shape)
+    dx0 = R.conv2d_input_grad_reference(dy, w, x.shape, pad, 1, 4)
     for version in ("reference", "numba", "xp"):
-        assert _rel(VERSIONS[version][0](x, w, b, pad, 1, 4), y0) < 1e-12, (version, pad)
+        forward, _, input_grad = VERSIONS[version]
+        assert _rel(forward(x, w, b, pad, 1, 4), y0) < 1e-12, (version, pad)
+        # the adjoint: x's rows and columns a negative pad cuts off get a zero gradient
+        assert _rel(input_grad(dy, w, x.shape, pad, 1, 4), dx0) < 1e-12, (version, pad)
 
 
 def test_backward_through_the_dispatcher_and_chunks():
@@ -89,7 +96,7 @@ def test_kept_transformed_input_gives_the_same_weight_gradient(version):
     """keep_v: the forward's V is the weight gradient's B'^T d (F(m, r) and F(r, m) share B^T)."""
     x, w, b = _case((2, 6, 9, 10), (4, 3, 5, 5))
     x, w, b = x.astype(np.float32), w.astype(np.float32), b.astype(np.float32)
-    forward, weight_grad = VERSIONS[version]
+    forward, weight_grad, _ = VERSIONS[version]
     y, v = forward(x, w, b, (2, 2), 2, 4, keep_v=True)
     np.testing.assert_array_equal(y, forward(x, w, b, (2, 2), 2, 4))
     dy = np.random.default_rng(3).standard_normal(y.shape).astype(np.float32)

@@ -191,8 +191,79 @@ def _scatter_rows_nb(yt, m, out_rows, tw, bias, y):
                         out[r, col] = src[t * out_rows + r] + bo
 
 
+@njit(parallel=True, cache=True)
+def _rows_adjoint_nb(dv, lt, step, oh0, ow0, out_rows, tw, kh, dx):
+    """dx[n, c, hr, col] = sum over b, i, j, t, r with hr = r + i - oh0, col = t*step + j - ow0 of
+    lt[b, j] dv[b, c*kh + i, n*tpi + t*out_rows + r]: the adjoint (transpose) of _rows_nb, dx (N, C, H, W).
+
+    Mirrors _rows_nb: per channel and image, the kh rows of dv are added into one plane of tiles
+    (each a long run shifted by i - oh0 rows; the cells whose input row is padding, which would
+    wrap into the neighbouring tile column, are zeroed in dv first), then each tap j of lt^T is a
+    long vector loop into the column phases, which are finally interleaved back into dx's rows."""
+    n_n, c_n, h, w = dx.shape
+    alpha, q = lt.shape
+    lead = (q - 1) // step
+    kq = tw + lead
+    tpi = out_rows * tw
+    plane_tiles = tw * h
+    for c in prange(c_n):
+        phases = np.empty((step, kq * h), dx.dtype)
+        acc = np.empty((alpha, plane_tiles), dx.dtype)
+        tmp = np.empty(plane_tiles, dx.dtype)
+        for n in range(n_n):
+            for b in range(alpha):
+                a = acc[b]
+                a[:] = 0.0
+                for i in range(kh):
+                    d = i - oh0
+                    lo, hi = max(0, -d), max(0, min(out_rows, h - d))
+                    src = dv[b, c * kh + i, n * tpi:(n + 1) * tpi]
+                    if out_rows == h:
+                        for t in range(tw):          # cells whose input row is padding: not part of dx
+                            for r in range(lo):
+                                src[t * out_rows + r] = 0.0
+                            for r in range(hi, out_rows):
+                                src[t * out_rows + r] = 0.0
+                        e0, e1 = max(0, d), min(plane_tiles, plane_tiles + d)
+                        seg = src[e0 - d:e1 - d]
+                        dst = a[e0:e1]
+                        for s in range(e1 - e0):
+                            dst[s] += seg[s]
+                    else:
+                        for t in range(tw):
+                            for r in range(lo, hi):
+                                a[t * h + r + d] += src[t * out_rows + r]
+            phases[:] = 0.0
+            for j in range(q):
+                tmp[:] = 0.0
+                for b in range(alpha):
+                    f = lt[b, j]
+                    if f != 0.0:
+                        ab = acc[b]
+                        for s in range(plane_tiles):
+                            tmp[s] += f * ab[s]
+                off = (j // step) * h
+                ph = phases[j % step, off:off + plane_tiles]
+                for s in range(plane_tiles):
+                    ph[s] += tmp[s]
+            plane = dx[n, c]
+            for col in range(w):      # columns no phase reaches (a negative padding crops them)
+                if col + ow0 < 0 or col + ow0 >= kq * step:
+                    plane[:, col] = 0.0
+            for p in range(step):
+                for k in range(kq):
+                    col = k * step + p - ow0
+                    if 0 <= col < w:
+                        for hr in range(h):
+                            plane[hr, col] = phases[p, k * h + hr]
+
+
 def _rows_numba(x, lt, step, off, out_rows, tw, kh, out, work=None):
     _rows_nb(x, lt.astype(x.dtype), step, off[0], off[1], out_rows, tw, kh, out)
+
+
+def _adjoint_numba(dv, lt, step, off, out_rows, tw, kh, dx, work=None):
+    _rows_adjoint_nb(dv, lt.astype(dx.dtype), step, off[0], off[1], out_rows, tw, kh, dx)
 
 
 def _scatter_numba(yt, m, out_rows, tw, bias, y):
@@ -214,6 +285,26 @@ def _rows_xp(x, lt, step, off, out_rows, tw, kh, out, work):
     xp.matmul(xp.asarray(lt, dtype=x.dtype), d.reshape(q, -1), out=out.reshape(lt.shape[0], -1))
 
 
+def _adjoint_xp(dv, lt, step, off, out_rows, tw, kh, dx, work):
+    """As _rows_adjoint_nb: one GEMM with lt^T into ``work``, then each patch row added back (col2im's way)."""
+    xp = backend.get_array_module(dv)
+    n_n, c_n, h, w = dx.shape
+    q = lt.shape[1]
+    d = work[:q * c_n * kh * n_n * out_rows * tw].reshape(q, c_n, kh, n_n, tw, out_rows)
+    xp.matmul(xp.asarray(lt.T, dtype=dx.dtype), dv.reshape(lt.shape[0], -1), out=d.reshape(q, -1))
+    hh, ww = out_rows + kh - 1, (tw - 1) * step + q
+    dxz = xp.zeros((n_n, c_n, hh, ww), dx.dtype)                      # the gradient of xz (x in its frame)
+    for i in range(kh):
+        for j in range(q):
+            dxz[:, :, i:i + out_rows, j:j + step * (tw - 1) + 1:step] += d[j, :, i].transpose(1, 0, 3, 2)
+    oh0, ow0 = off
+    dx[...] = 0
+    h0, w0 = max(0, -oh0), max(0, -ow0)                 # rows/columns of x cut off by a negative pad get 0
+    h1, w1 = min(h, hh - oh0), min(w, ww - ow0)
+    if h1 > h0 and w1 > w0:
+        dx[:, :, h0:h1, w0:w1] = dxz[:, :, h0 + oh0:h1 + oh0, w0 + ow0:w1 + ow0]
+
+
 def _scatter_xp(yt, m, out_rows, tw, bias, y):
     n_n, o_n, oh, ow = y.shape
     full = yt.reshape(m, o_n, n_n, tw, out_rows).transpose(2, 1, 4, 3, 0).reshape(n_n, o_n, out_rows, tw * m)
@@ -223,9 +314,9 @@ def _scatter_xp(yt, m, out_rows, tw, bias, y):
     return y
 
 
-# version -> (row transform, output scatter, whether the transform needs scratch to gather into)
-_STAGES = {"numba": (_rows_numba, _scatter_numba, False),
-           "xp": (_rows_xp, _scatter_xp, True)}
+# version -> (row transform, output scatter, the transform's adjoint, whether they need scratch to gather into)
+_STAGES = {"numba": (_rows_numba, _scatter_numba, _adjoint_numba, False),
+           "xp": (_rows_xp, _scatter_xp, _adjoint_xp, True)}
 
 
 # ======================================================================= the drivers (shared by numba and xp)
@@ -233,13 +324,11 @@ def _forward(x, w, b, padding, groups, m, version, keep_v=False):
     """y, or (y, V) with keep_v: V (alpha, C*kh, N*OH*tw) of the whole batch in memory of its own, for
     the weight gradient (None unless the batch is one chunk under the workspace cap)."""
     xp = backend.get_array_module(x)
-    transform, scatter, gathers = _STAGES[version]
+    transform, scatter, _, gathers = _STAGES[version]
     n, c, o, kh, kw, oh, ow, tw = _geometry(x.shape, w.shape, padding, m)
     at, g, bt = matrices(m, kw)
     alpha, cg, og, tpi = m + kw - 1, c // groups, o // groups, oh * tw
-    # U[b, g, o', (c', i)] = sum_j G[b, j] w[o, c', i, j]
-    u = (w.reshape(o * cg * kh, kw) @ xp.asarray(g.T, dtype=x.dtype)).T.reshape(alpha, groups, og, cg * kh)
-    u = xp.ascontiguousarray(u)
+    u = _filter_transform(w, groups, g)
     y = memory.empty_on(xp, (n, o, oh, ow), x.dtype)
     work = max(alpha * c * kh, m * o) if gathers else m * o          # gathered rows / output tiles
     per_image = (alpha * c * kh + alpha * o + work) * tpi               # V, M, work
@@ -271,41 +360,66 @@ def _even_chunks(n, most):
     return -(-n // chunks)
 
 
-def _weight_grad(x, dy, w_shape, padding, groups, m, version, v=None):
-    """dw by F(kw, m) along the rows; v: the forward's V of the whole batch (keep_v), used as is."""
+def _filter_transform(w, groups, g):
+    """U (alpha, G, Og, Cg*kh): U[b, g, o', (c', i)] = sum_j G[b, j] w[g*Og + o', c', i, j]."""
+    xp = backend.get_array_module(w)
+    o, cg, kh, kw = w.shape
+    u = (w.reshape(o * cg * kh, kw) @ xp.asarray(g.T, dtype=w.dtype)).T
+    return xp.ascontiguousarray(u.reshape(g.shape[0], groups, o // groups, cg * kh))
+
+
+def _backward(x, w, dy, w_shape, padding, groups, m, version, need_dx=True, need_dw=True, v=None):
+    """(dx, dw), None for those not needed; w (for dx) may be None when only dw is needed.
+
+    One pass over dy computes both of its transforms (their matrices stacked): G' dy_t for the
+    weight gradient's F(kw, m) and A dy_t, the adjoint of the forward's output transform y = A^T M.
+    dw: Mw = V @ (G' dy)^T per position, V the forward's (v, when kept) or B^T d again.
+    dx: the adjoint of the forward, dV = U^T @ (A dy) per position (a GEMM summing over Og), then
+    the adjoint of the row transform adds every tile's B dV back into dx's rows."""
     xp = backend.get_array_module(x)
-    transform, _, gathers = _STAGES[version]
+    transform, _, adjoint, gathers = _STAGES[version]
     n, c, o, kh, kw, oh, ow, tw = _geometry(x.shape, w_shape, padding, m)
     if tuple(dy.shape) != (n, o, oh, ow):
-        raise ValueError(f"winograd rows weight gradient: dy has shape {tuple(dy.shape)}, expected {(n, o, oh, ow)}")
-    at, g, bt = matrices(kw, m)                                                   # F(kw, m)
+        raise ValueError(f"winograd rows backward: dy has shape {tuple(dy.shape)}, expected {(n, o, oh, ow)}")
+    at, g, bt = matrices(m, kw)                                   # the forward's F(m, kw)
+    at_w, g_w, _ = matrices(kw, m)                                # the weight gradient's F(kw, m); same B^T
     alpha, cg, og, tpi = m + kw - 1, c // groups, o // groups, oh * tw
-    mw = xp.zeros((alpha, groups, cg * kh, og), x.dtype)
-    work = max(alpha * c * kh, m * o) if gathers else 0
-    per_image = (alpha * c * kh + alpha * o + work) * tpi
-    if v is not None:
-        if tuple(v.shape) != (alpha, c * kh, n * tpi):
-            raise ValueError(f"winograd rows weight gradient: v must be the forward's transformed input of shape "
-                             f"{(alpha, c * kh, n * tpi)}, got {tuple(v.shape)}")
-        per_image -= alpha * c * kh * tpi
-        nb = n
-    else:
-        nb = _even_chunks(n, _conv._chunk_size(n, per_image * x.itemsize))
+    lt = np.vstack(([g_w] if need_dw else []) + ([at.T] if need_dx else []))
+    if v is not None and tuple(v.shape) != (alpha, c * kh, n * tpi):
+        raise ValueError(f"winograd rows weight gradient: v must be the forward's transformed input of shape "
+                         f"{(alpha, c * kh, n * tpi)}, got {tuple(v.shape)}")
+    need_v = need_dw and v is None
+    work = max(alpha * c * kh, m * o) if gathers else 0                  # gathered rows / patch rows
+    per_image = (lt.shape[0] * o + alpha * c * kh * (need_v + need_dx) + work) * tpi
+    nb = _even_chunks(n, _conv._chunk_size(n, per_image * x.itemsize))
     scratch = _conv._scratch(xp, x.dtype, per_image * nb)
-    kept = v
+    mw = xp.zeros((alpha, groups, cg * kh, og), x.dtype) if need_dw else None
+    ut = xp.ascontiguousarray(_filter_transform(w, groups, g).transpose(0, 1, 3, 2)) if need_dx else None
+    dx = memory.empty_on(xp, x.shape, x.dtype) if need_dx else None
     for n0 in range(0, n, nb):
         bsz = min(nb, n - n0)
         t = bsz * tpi
-        if kept is None:
-            v, f, wk = _split(scratch, ((alpha, c * kh, t), (alpha, o, t), (work * bsz * tpi,)))
-            transform(x[n0:n0 + bsz], bt, m, padding, oh, tw, kh, v, wk)          # B'^T d
-        else:
-            f, wk = _split(scratch, ((alpha, o, t), (work * bsz * tpi,)))
-        transform(dy[n0:n0 + bsz], g, m, (0, 0), oh, tw, 1, f, wk)                # G' dy_t
-        mw += xp.matmul(v.reshape(alpha, groups, cg * kh, t), f.reshape(alpha, groups, og, t).transpose(0, 1, 3, 2))
-    # dw[o, c', i, j] = sum_b A'^T[j, b] Mw[b, g, (c', i), o']
-    dw = xp.asarray(at, dtype=x.dtype) @ mw.transpose(0, 1, 3, 2).reshape(alpha, o * cg * kh)
-    return xp.ascontiguousarray(dw.T).reshape(o, cg, kh, kw)
+        f, vbuf, dvbuf, wk = _split(scratch, ((lt.shape[0], o, t), (alpha * c * kh * need_v * t,),
+                                              (alpha * c * kh * need_dx * t,), (work * bsz * tpi,)))
+        transform(dy[n0:n0 + bsz], lt, m, (0, 0), oh, tw, 1, f, wk)             # G' dy_t and A dy_t
+        if need_dw:
+            if v is None:
+                vv = vbuf.reshape(alpha, c * kh, t)
+                transform(x[n0:n0 + bsz], bt, m, padding, oh, tw, kh, vv, wk)     # B'^T d
+            else:
+                vv = v[:, :, n0 * tpi:n0 * tpi + t]
+            # (Cg*kh, T) @ (T, Og): the long summed dimension T last in both operands' memory
+            mw += xp.matmul(vv.reshape(alpha, groups, cg * kh, t),
+                            f[:alpha].reshape(alpha, groups, og, t).transpose(0, 1, 3, 2))
+        if need_dx:
+            dv = dvbuf.reshape(alpha, groups, cg * kh, t)
+            xp.matmul(ut, f[lt.shape[0] - alpha:].reshape(alpha, groups, og, t), out=dv)     # dV = U^T (A dy)
+            adjoint(dv.reshape(alpha, c * kh, t), bt, m, padding, oh, tw, kh, dx[n0:n0 + bsz], wk)
+    dw = None
+    if need_dw:   # dw[o, c', i, j] = sum_b A'^T[j, b] Mw[b, g, (c', i), o']
+        dw = xp.asarray(at_w, dtype=x.dtype) @ mw.transpose(0, 1, 3, 2).reshape(alpha, o * cg * kh)
+        dw = xp.ascontiguousarray(dw.T).reshape(o, cg, kh, kw)
+    return dx, dw
 
 
 def conv2d_forward_numba(x, w, b=None, padding=(0, 0), groups=1, m=4, keep_v=False):
@@ -320,12 +434,30 @@ def conv2d_forward_xp(x, w, b=None, padding=(0, 0), groups=1, m=4, keep_v=False)
 
 def conv2d_weight_grad_numba(x, dy, w_shape, padding=(0, 0), groups=1, m=4, v=None):
     """As conv2d_weight_grad_reference: Numba row transforms around BLAS GEMMs."""
-    return _weight_grad(x, dy, w_shape, padding, groups, m, "numba", v)
+    return _backward(x, None, dy, w_shape, padding, groups, m, "numba", need_dx=False, v=v)[1]
 
 
 def conv2d_weight_grad_xp(x, dy, w_shape, padding=(0, 0), groups=1, m=4, v=None):
     """As conv2d_weight_grad_reference, for NumPy or CuPy arrays."""
-    return _weight_grad(x, dy, w_shape, padding, groups, m, "xp", v)
+    return _backward(x, None, dy, w_shape, padding, groups, m, "xp", need_dx=False, v=v)[1]
+
+
+def conv2d_input_grad_reference(dy, w, x_shape, padding=(0, 0), groups=1, m=4):
+    """dx = conv(dy, w') by conv2d_forward_reference, w' the flipped filter, padding k - 1 - p."""
+    kh, kw = w.shape[2:]
+    return conv2d_forward_reference(dy, flipped_weight(w, groups), None, (kh - 1 - padding[0], kw - 1 - padding[1]),
+                                    groups, m)
+
+
+def conv2d_input_grad_numba(dy, w, x_shape, padding=(0, 0), groups=1, m=4):
+    """As conv2d_input_grad_reference, by the adjoint of the forward (see _backward)."""
+    return _backward(np.empty(x_shape, dy.dtype), w, dy, w.shape, padding, groups, m, "numba", need_dw=False)[0]
+
+
+def conv2d_input_grad_xp(dy, w, x_shape, padding=(0, 0), groups=1, m=4):
+    """As conv2d_input_grad_reference, for NumPy or CuPy arrays, by the adjoint of the forward."""
+    xp = backend.get_array_module(dy)
+    return _backward(xp.empty(x_shape, dy.dtype), w, dy, w.shape, padding, groups, m, "xp", need_dw=False)[0]
 
 
 # ======================================================================= dispatchers
@@ -343,22 +475,30 @@ def conv2d_forward(x, w, b=None, padding=(0, 0), groups=1, m=4, keep_v=False):
 
 def conv2d_backward(x, w, dy, padding=(0, 0), groups=1, m=4, need_dx=True, need_dw=True, need_db=True,
                     weight_grad="winograd", v=None):
-    """(dx, dw, db) of conv2d_forward; dx by the same forward on the flipped filter, dw by F(kw, m) along
-    the rows (or im2col's GEMM when ``weight_grad="im2col"``); None for those not needed."""
+    """(dx, dw, db) of conv2d_forward; None for those not needed.  dx by the adjoint of the forward, dw
+    by F(kw, m) along the rows (or im2col's GEMM when ``weight_grad="im2col"``), both from one pass
+    over dy; the reference computes dx as the forward on the flipped filter.
+    v: conv2d_forward's kept transformed input (keep_v), used for dw instead of transforming x again."""
     x, w, dy = _contig(x), _contig(w), _contig(dy)
-    kh, kw = w.shape[2:]
     db = _conv.bias_grad(dy) if need_db else None
-    dx = dw = None
-    if need_dw:
-        if weight_grad == "im2col":
-            dw = _conv.weight_grad(x, w, dy, 1, padding, groups)
-        else:
-            version = pick(conv2d_weight_grad_reference, conv2d_weight_grad_numba, conv2d_weight_grad_xp, x)
-            extra = {} if v is None or version is conv2d_weight_grad_reference else {"v": v}
-            dw = version(x, dy, w.shape, padding, groups, m, **extra)
-    if need_dx:
-        dx = conv2d_forward(dy, flipped_weight(w, groups), None, (kh - 1 - padding[0], kw - 1 - padding[1]), groups, m)
-    return dx, dw, db
+    dw = None
+    if need_dw and weight_grad == "im2col":
+        dw, need_dw = _conv.weight_grad(x, w, dy, 1, padding, groups), False
+    if not (need_dx or need_dw):
+        return None, dw, db
+    version = pick("reference", "numba", "xp", x)
+    if version == "reference":
+        dx, dw_own = conv2d_backward_reference(x, w, dy, padding, groups, m, need_dx, need_dw)
+    else:
+        dx, dw_own = _backward(x, w, dy, w.shape, padding, groups, m, version, need_dx, need_dw, v)
+    return dx, dw if dw is not None else dw_own, db
+
+
+def conv2d_backward_reference(x, w, dy, padding=(0, 0), groups=1, m=4, need_dx=True, need_dw=True):
+    """(dx, dw) by the tile-by-tile references."""
+    dx = conv2d_input_grad_reference(dy, w, x.shape, padding, groups, m) if need_dx else None
+    dw = conv2d_weight_grad_reference(x, dy, w.shape, padding, groups, m) if need_dw else None
+    return dx, dw
 
 
 def _contig(a):
