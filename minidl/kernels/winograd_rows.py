@@ -20,20 +20,28 @@ them near its peak; V holds kh * alpha / m values per output pixel and input cha
 10, im2col's columns 25).  Only one axis is interpolated, so the float error is that of the 1-D
 F(m, kw) (docs/kernels/winograd.md, section 10).
 
-Backward.  The input gradient is this forward on dy with winograd.flipped_weight and padding
-(kh - 1 - ph, kw - 1 - pw).  The weight gradient dw[o, c, i, j] = sum dy[n, o, oh, ow] xpad[n, c,
-oh + i, ow + j] is, along the row, the 1-D F(kw, m) correlation of each input patch with the
-m-wide tile of dy (the same patches, and F(m, kw) and F(kw, m) share B^T):
+Backward.  The weight gradient dw[o, c, i, j] = sum dy[n, o, oh, ow] xpad[n, c, oh + i, ow + j]
+is, along the row, the 1-D F(kw, m) correlation of each input patch with the m-wide tile of dy
+(the same patches, and F(m, kw) and F(kw, m) share B^T):
 
     V  (alpha, G, Cg*kh, T) = B'^T d           (the forward's V)
     Dw (alpha, G, Og, T)    = G' dy_t          (dy_t: the 1 x m tile of dy, zero past OW)
     Mw (alpha, G, Cg*kh, Og) = V @ Dw^T         sum over tiles
     dw[o, c, i] = A'^T Mw                       (kw values)
 
-Versions: ``conv2d_forward_reference`` / ``conv2d_weight_grad_reference`` (plain NumPy, one tile
-at a time with the matrices, the tests' ground truth); ``*_numba`` (the CPU: one Numba kernel
-transforms every row of a plane at once and writes V's runs, BLAS does the GEMMs); ``*_xp``
-(gathers and GEMMs only, NumPy or CuPy).  Workspace: chunks of the batch under kernels/conv.py's cap.
+The input gradient is the adjoint of the forward, each linear step transposed:
+
+    Ady (alpha, G, Og, T)   = A dy_t           (the adjoint of y = A^T M)
+    dV  (alpha, G, Cg*kh, T) = U^T @ Ady        K = Og
+    dx  = the adjoint of V = B^T d              every tile's B dV added back into the columns it read
+
+One pass over dy computes both of its transforms (G' and A stacked).  The references compute dx as
+this forward on winograd.flipped_weight with padding (kh - 1 - ph, kw - 1 - pw) instead.
+
+Versions: ``conv2d_{forward,weight_grad,input_grad}_reference`` (plain NumPy, one tile at a time
+with the matrices, the tests' ground truth); ``*_numba`` (the CPU: a Numba kernel transforms every
+row of a plane at once and writes V's runs, its adjoint adds them back, BLAS does the GEMMs);
+``*_xp`` (gathers, GEMMs and slice additions only, NumPy or CuPy).  Workspace: chunks of the batch under kernels/conv.py's cap.
 """
 from __future__ import annotations
 
