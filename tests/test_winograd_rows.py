@@ -126,6 +126,7 @@ def test_parity_with_torch_through_the_helper():
     """conv2d with the algorithm forced, forward and both gradients against PyTorch (the helper's
     float32 and float64 tolerances), a 5x5 grouped layer and a non-square one."""
     import torch
+    settings.reset()
     with settings.flags(algorithm="winograd-1x4"):
         check(lambda x, w, b: F.conv2d(x, w, b, padding=2, groups=2),
               lambda x, w, b: torch.nn.functional.conv2d(x, w, b, padding=2, groups=2),
