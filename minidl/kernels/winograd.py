@@ -198,10 +198,11 @@ def _pad_to(x, ph, pw, hh, ww):
 # The input transforms L D L^T (B^T d B of x's patches, G' dy_t G'^T of dy's tiles) read the
 # patches straight from the NCHW array and write V in the GEMMs' layout: one pass over memory, no
 # gathered-patch buffer, and only the nonzero entries of L are used (B^T of F(2, 3) is 0 and +-1:
-# 32 adds per patch, where the dense kron(B^T, B^T) GEMM does 256 multiply-adds).  Each task
-# (image, channel) builds its part of V in a small local buffer and writes it as alpha^2
-# contiguous runs: the alpha^2 rows of V lie C*T elements apart, often a multiple of 4 KiB, and
-# storing to all of them tile by tile thrashed the cache.
+# 32 adds per patch, where the dense kron(B^T, B^T) GEMM does 256 multiply-adds).  A task builds
+# its part of V in a local buffer and writes it as alpha^2 contiguous runs: the alpha^2 rows of V
+# lie C*T elements apart, often a multiple of 4 KiB, and storing to all of them tile by tile
+# thrashed the cache.  The generic kernel's task is one (image, channel); F(2x2, 3x3)'s written-out
+# kernels take one channel over every image, so each run is a whole row of V (8-25% faster).
 @njit(cache=True, inline="always")
 def _fill_plane(x, n, c, oh0, ow0, z):
     """z[i, j] = x[n, c, i - oh0, j - ow0] where that lies inside x; z's other cells are left as they are."""
@@ -222,7 +223,6 @@ def _padded_plane(x, n, c, oh0, ow0, hp, wp):
     return z
 
 
-_CHANNEL_BLOCK = 16   # channels per task where a kernel reuses its buffers across channels
 
 
 @njit(cache=True, inline="always")
@@ -302,44 +302,47 @@ def _put_row4(v16, a, col, v):
 
 @njit(parallel=True, cache=True)
 def _transform_in_f23_nb(x, oh0, ow0, th, tw, out):
-    """As _transform_in_nb with lt = B^T of F(2, 3) (step 2): out[a*4 + b, c, t] = (B^T d_t B)[a, b]."""
+    """As _transform_in_nb with lt = B^T of F(2, 3) (step 2): out[a*4 + b, c, t] = (B^T d_t B)[a, b].
+
+    One task per channel, over every image: its 16 rows of V are built in a local buffer and
+    written as 16 long runs (one per row of V, all images at once)."""
     n_n, c_n = x.shape[0], x.shape[1]
-    for task in prange(n_n * c_n):
-        n = task // c_n
-        c = task % c_n
-        z = _padded_plane(x, n, c, oh0, ow0, 2 * th + 2, 2 * tw + 2)
-        v16 = np.empty((16, th * tw), out.dtype)  # this task's part of out, written below in 16 runs
-        for ty in range(th):
-            base = ty * tw
-            r = 2 * ty
-            for tx in range(tw):
-                s = 2 * tx   # the columns of B^T d, then its rows times B
-                e0 = _bt23(z[r, s], z[r + 1, s], z[r + 2, s], z[r + 3, s])
-                e1 = _bt23(z[r, s + 1], z[r + 1, s + 1], z[r + 2, s + 1], z[r + 3, s + 1])
-                e2 = _bt23(z[r, s + 2], z[r + 1, s + 2], z[r + 2, s + 2], z[r + 3, s + 2])
-                e3 = _bt23(z[r, s + 3], z[r + 1, s + 3], z[r + 2, s + 3], z[r + 3, s + 3])
-                for a in range(4):
-                    _put_row4(v16, a, base + tx, _bt23(e0[a], e1[a], e2[a], e3[a]))
-        _store_task(v16, c, n, th * tw, out)
+    tpi = th * tw
+    for c in prange(c_n):
+        z = np.zeros((2 * th + 2, 2 * tw + 2), out.dtype)   # the padded plane; its border stays zero
+        v16 = np.empty((16, n_n * tpi), out.dtype)
+        for n in range(n_n):
+            _fill_plane(x, n, c, oh0, ow0, z)
+            for ty in range(th):
+                base = n * tpi + ty * tw
+                r = 2 * ty
+                for tx in range(tw):
+                    s = 2 * tx   # the columns of B^T d, then its rows times B
+                    e0 = _bt23(z[r, s], z[r + 1, s], z[r + 2, s], z[r + 3, s])
+                    e1 = _bt23(z[r, s + 1], z[r + 1, s + 1], z[r + 2, s + 1], z[r + 3, s + 1])
+                    e2 = _bt23(z[r, s + 2], z[r + 1, s + 2], z[r + 2, s + 2], z[r + 3, s + 2])
+                    e3 = _bt23(z[r, s + 3], z[r + 1, s + 3], z[r + 2, s + 3], z[r + 3, s + 3])
+                    for a in range(4):
+                        _put_row4(v16, a, base + tx, _bt23(e0[a], e1[a], e2[a], e3[a]))
+        for ab in range(16):
+            out[ab, c, :] = v16[ab]
 
 
 @njit(parallel=True, cache=True)
 def _transform_dy_f32_nb(dy, th, tw, halves, out):
     """As _transform_in_nb with lt = G' of F(3, 2) (2x2 tiles of dy, step 2): out[a*4 + b, o, t] = (G' dy_t G'^T)[a, b].
 
-    One task per (image, block of _CHANNEL_BLOCK channels), its buffers allocated once per task."""
+    One task per channel, over every image, as _transform_in_f23_nb."""
     n_n, o_n = dy.shape[0], dy.shape[1]
-    nblk = (o_n + _CHANNEL_BLOCK - 1) // _CHANNEL_BLOCK
     half = halves[0]
-    for task in prange(n_n * nblk):
-        n = task // nblk
-        o0 = (task % nblk) * _CHANNEL_BLOCK
+    tpi = th * tw
+    for o in prange(o_n):
         z = np.zeros((2 * th, 2 * tw), out.dtype)     # the plane, zero past OH, OW (the same cells each time)
-        v16 = np.empty((16, th * tw), out.dtype)
-        for o in range(o0, min(o0 + _CHANNEL_BLOCK, o_n)):
+        v16 = np.empty((16, n_n * tpi), out.dtype)
+        for n in range(n_n):
             _fill_plane(dy, n, o, 0, 0, z)
             for ty in range(th):
-                base = ty * tw
+                base = n * tpi + ty * tw
                 z0, z1 = z[2 * ty], z[2 * ty + 1]
                 for tx in range(tw):
                     s = 2 * tx
@@ -347,7 +350,8 @@ def _transform_dy_f32_nb(dy, th, tw, halves, out):
                     e1 = _g32(z0[s + 1], z1[s + 1], half)
                     for a in range(4):
                         _put_row4(v16, a, base + tx, _g32(e0[a], e1[a], half))
-            _store_task(v16, o, n, th * tw, out)
+        for ab in range(16):
+            out[ab, o, :] = v16[ab]
 
 
 @njit(parallel=True, cache=True)
