@@ -5,6 +5,7 @@ groups, tiles overhanging the edge, batch chunking), float32 within a stated tol
 transformed input, and the errors for inapplicable layers and wrong arguments."""
 import numpy as np
 import pytest
+import torch
 
 import minidl as md
 import minidl.functional as F
@@ -125,7 +126,6 @@ def test_float32_within_tolerance():
 def test_parity_with_torch_through_the_helper():
     """conv2d with the algorithm forced, forward and both gradients against PyTorch (the helper's
     float32 and float64 tolerances), a 5x5 grouped layer and a non-square one."""
-    import torch
     settings.reset()
     with settings.flags(algorithm="winograd-1x4"):
         check(lambda x, w, b: F.conv2d(x, w, b, padding=2, groups=2),
