@@ -566,11 +566,18 @@ def conv2d_forward(x, w, b=None, padding=(0, 0), groups=1, m=2, keep_v=False):
     keep_v=True returns (y, v): v is the transformed input of the whole batch, for conv2d_backward's
     weight gradient, or None (the batch takes more than one chunk under the workspace cap, or the
     reference version runs), so keeping it never holds more than the cap; as im2col's keep_col."""
+    return dispatch_forward((conv2d_forward_reference, conv2d_forward_numba, conv2d_forward_xp),
+                            x, w, b, padding, groups, m, keep_v)
+
+
+def dispatch_forward(versions, x, w, b, padding, groups, m, keep_v):
+    """Run the (reference, numba, xp) forward that ``pick`` chooses for x; with keep_v, (y, v),
+    v None from the reference (it keeps nothing)."""
     x, w = _contig(x), _contig(w)
-    version = pick(conv2d_forward_reference, conv2d_forward_numba, conv2d_forward_xp, x)
+    version = pick(*versions, x)
     if not keep_v:
         return version(x, w, b, padding, groups, m)
-    if version is conv2d_forward_reference:
+    if version is versions[0]:
         return version(x, w, b, padding, groups, m), None
     return version(x, w, b, padding, groups, m, keep_v=True)
 

@@ -51,7 +51,7 @@ from numba import njit, prange
 from .. import backend
 from . import conv as _conv
 from . import memory, pick
-from .winograd import POINTS, _pad_to, _split, flipped_weight, matrices
+from .winograd import POINTS, _pad_to, _split, dispatch_forward, flipped_weight, matrices
 
 
 def _geometry(x_shape, w_shape, padding, m):
@@ -472,13 +472,8 @@ def conv2d_input_grad_xp(dy, w, x_shape, padding=(0, 0), groups=1, m=4):
 def conv2d_forward(x, w, b=None, padding=(0, 0), groups=1, m=4, keep_v=False):
     """y = conv(x, w) + b with stride 1 by F(1 x m, kh x kw); numba on CPU, xp on GPU.
     keep_v=True returns (y, v) as winograd.conv2d_forward does."""
-    x, w = _contig(x), _contig(w)
-    version = pick(conv2d_forward_reference, conv2d_forward_numba, conv2d_forward_xp, x)
-    if not keep_v:
-        return version(x, w, b, padding, groups, m)
-    if version is conv2d_forward_reference:
-        return version(x, w, b, padding, groups, m), None
-    return version(x, w, b, padding, groups, m, keep_v=True)
+    return dispatch_forward((conv2d_forward_reference, conv2d_forward_numba, conv2d_forward_xp),
+                            x, w, b, padding, groups, m, keep_v)
 
 
 def conv2d_backward(x, w, dy, padding=(0, 0), groups=1, m=4, need_dx=True, need_dw=True, need_db=True,
