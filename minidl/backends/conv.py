@@ -47,8 +47,9 @@ MIN_CHANNELS = 16  # below this many input channels per group the transforms out
 # by 20-40%) while F(2x2, 3x3) still won on AlexNet's 13x13 ones (by 20-25%): on small maps the
 # per-tile work of the transforms outweighs the multiplies saved.  Nothing between was measured.
 # Winograd along the rows, F(1x4, 5x5), beat im2col on the 27x27 maps of AlexNet's conv2 (paper
-# 1.27x, torchvision 1.45x, forward + backward alternated at batch 32) and lost on mini's 13x13
-# conv2 (0.88x at batch 64; Cg = 32 makes its GEMMs' summed dimension 160), hence 20 for 5x5.
+# 1.43x, torchvision 1.58x, forward + backward alternated at batch 32) and lost on mini's 13x13
+# conv2 (0.88-0.90x at batch 64, alternated), hence 20 for 5x5; some other small 5x5 layers gain
+# (docs/kernels/winograd.md, section 10), but no rule separated them in the few measurements.
 # After im2col's channel-major kernels for "same" padding, AlexNet's grouped conv4 and conv5 are a
 # toss-up that depends on the machine's phase (alternated fwd+bwd at batch 32: im2col 8-11% faster
 # in a slow phase, Winograd 0-15% faster in a fast one; the whole `paper` step within 1.4%), so
