@@ -223,8 +223,6 @@ def _padded_plane(x, n, c, oh0, ow0, hp, wp):
     return z
 
 
-
-
 @njit(cache=True, inline="always")
 def _store_task(v, c, n, tpi, out):
     """out[ab, c, n*tpi:(n+1)*tpi] = v[ab]: a task's part of V, written as alpha^2 contiguous runs."""

@@ -66,7 +66,7 @@ class Conv2dFunction(Function):
             if self.algorithm == "im2col":
                 y, self.kept = kernels.conv2d_forward(x, w, b, stride, padding, groups, keep_col=True)
                 return y
-            if self.algorithm not in ("im2col", "fft") and settings.weight_grad == "same":
+            if self.algorithm != "fft" and settings.weight_grad == "same":   # Winograd: keep V
                 y, self.kept = conv2d_forward(self.algorithm, x, w, b, stride, padding, groups, keep_v=True)
                 return y
         return conv2d_forward(self.algorithm, x, w, b, stride, padding, groups)
